@@ -1,0 +1,135 @@
+"""The ``newsradar`` command: builds the settings once and hands them to the stages."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import smtplib
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+from pipeline.errors import ConfigError, NewsradarError
+from pipeline.settings import Config, Settings, load_config, load_settings
+
+__all__ = ["Check", "doctor", "main"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of ``newsradar doctor``."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+def _check_config(settings: Settings) -> tuple[Check, Config | None]:
+    try:
+        config = load_config(settings)
+    except ConfigError as exc:
+        return Check("config", False, str(exc)), None
+    detail = (
+        f"{len(config.sources)} sources, {len(config.alerts)} alert rules in {settings.config_dir}"
+    )
+    return Check("config", True, detail), config
+
+
+def _check_elasticsearch(settings: Settings, timeout: float) -> Check:
+    request = urllib.request.Request(settings.es_url, headers={"Accept": "application/json"})
+    if settings.es_api_key is not None:
+        request.add_header("Authorization", f"ApiKey {settings.es_api_key.get_secret_value()}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            product = response.headers.get("X-Elastic-Product", "")
+            body = json.loads(response.read(1_000_000))
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return Check("elasticsearch", False, f"{settings.es_url} unreachable: {reason}")
+    version = str(body.get("version", {}).get("number", "?"))
+    if product != "Elasticsearch":
+        return Check("elasticsearch", False, f"{settings.es_url} is not Elasticsearch")
+    if not version.startswith(("8.", "9.")):
+        return Check("elasticsearch", False, f"{settings.es_url} runs {version}; 8.x or 9.x needed")
+    return Check("elasticsearch", True, f"{settings.es_url} Elasticsearch {version}")
+
+
+def _check_smtp(settings: Settings, timeout: float) -> Check:
+    where = f"{settings.smtp_host}:{settings.smtp_port}"
+    try:
+        with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=timeout) as smtp:
+            code, _ = smtp.noop()
+    except (OSError, smtplib.SMTPException) as exc:
+        return Check("smtp", False, f"{where} unreachable: {exc}")
+    if code != 250:
+        return Check("smtp", False, f"{where} answered NOOP with {code}")
+    return Check("smtp", True, f"{where} answers")
+
+
+def doctor(settings: Settings, *, timeout: float = 3.0) -> list[Check]:
+    """Check the configuration and every service it points at."""
+    config_check, _ = _check_config(settings)
+    return [
+        config_check,
+        _check_elasticsearch(settings, timeout),
+        _check_smtp(settings, timeout),
+    ]
+
+
+def _cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
+    checks = doctor(settings)
+    if args.json:
+        print(json.dumps({"ok": all(c.ok for c in checks), "checks": [asdict(c) for c in checks]}))
+    else:
+        for check in checks:
+            print(f"{'ok  ' if check.ok else 'FAIL'} {check.name:<14} {check.detail}")
+    return 0 if all(c.ok for c in checks) else 1
+
+
+def _cmd_config(settings: Settings, args: argparse.Namespace) -> int:
+    config = load_config(settings)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "sources": [s.model_dump(mode="json") for s in config.sources],
+                    "alerts": [a.model_dump(mode="json") for a in config.alerts],
+                }
+            )
+        )
+    else:
+        print(f"{len(config.sources)} sources and {len(config.alerts)} alert rules are valid")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="newsradar", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    doctor_cmd = commands.add_parser("doctor", help="check the configuration and its services")
+    doctor_cmd.add_argument("--json", action="store_true", help="print one JSON object")
+    doctor_cmd.set_defaults(handler=_cmd_doctor)
+    config_cmd = commands.add_parser("config", help="validate sources.yaml and alerts.yaml")
+    config_cmd.add_argument("--json", action="store_true", help="print the parsed configuration")
+    config_cmd.set_defaults(handler=_cmd_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``newsradar`` console script."""
+    args = _parser().parse_args(argv)
+    handler: Callable[[Settings, argparse.Namespace], int] = args.handler
+    try:
+        settings = load_settings()
+        return handler(settings, args)
+    except NewsradarError as exc:
+        print(f"newsradar {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"newsradar {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,241 @@
+"""One typed settings object: environment variables plus sources.yaml and alerts.yaml."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipeline.errors import ConfigError
+
+__all__ = ["AlertRule", "Config", "Settings", "Source", "load_config", "load_settings"]
+
+_M = TypeVar("_M", bound=BaseModel)
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+_DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# Deliberately loose: the SMTP server is the judge of deliverability; this catches typos.
+_EMAIL = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an http(s) URL")
+    return value
+
+
+def _email(value: str) -> str:
+    if not _EMAIL.match(value):
+        raise ValueError(f"{value!r} is not an e-mail address")
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+Email = Annotated[str, AfterValidator(_email)]
+
+
+def parse_duration(value: str) -> int:
+    """Seconds in a duration such as ``15m``, ``2h`` or ``1d``."""
+    match = _DURATION.match(value.strip())
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f"{value!r} is not a duration like 30s, 15m, 2h or 1d")
+    return int(match.group(1)) * _DURATION_SECONDS[match.group(2)]
+
+
+class Settings(BaseSettings):
+    """Process-wide settings from ``NEWSRADAR_*`` environment variables (INTERFACE.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="NEWSRADAR_", extra="ignore", frozen=True)
+
+    es_url: HttpUrl = "http://127.0.0.1:9200"
+    es_api_key: SecretStr | None = None
+    es_ca_certs: Path | None = None
+    index_prefix: str = Field(default="newsradar", pattern=r"^[a-z0-9][a-z0-9_-]{0,40}$")
+    config_dir: Path = Path("config")
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=8025, ge=1, le=65535)
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_from: Email = "newsradar@localhost.localdomain"
+    allow_private_networks: bool = False
+    contact_url: HttpUrl = "https://example.org/newsradar-contact"
+
+
+class Source(BaseModel):
+    """One news source: where its articles are found."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[a-z0-9-]+$", max_length=64)
+    name: str = Field(min_length=1)
+    feeds: tuple[HttpUrl, ...] = ()
+    sitemaps: tuple[HttpUrl, ...] = ()
+    start_urls: tuple[HttpUrl, ...] = ()
+    homepage: HttpUrl | None = None
+    language: str | None = Field(default=None, pattern=r"^[a-z]{2}$")
+    country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
+
+    @model_validator(mode="after")
+    def _has_an_entry_point(self) -> Source:
+        if not (self.feeds or self.sitemaps or self.start_urls or self.homepage):
+            raise ValueError("needs at least one of feeds, sitemaps, start_urls or homepage")
+        return self
+
+
+class AlertRule(BaseModel):
+    """One topic rule; ``queries`` maps a language code to the rule's query in that language."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[a-z0-9-]+$", max_length=64)
+    name: str = Field(min_length=1)
+    recipients: tuple[Email, ...] = Field(min_length=1)
+    digest: str = "15m"
+    queries: dict[str, str] = Field(min_length=1)
+
+    @field_validator("digest")
+    @classmethod
+    def _digest_is_duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @field_validator("queries")
+    @classmethod
+    def _languages_are_codes(cls, value: dict[str, str]) -> dict[str, str]:
+        for lang, query in value.items():
+            if not re.fullmatch(r"[a-z]{2}", lang):
+                raise ValueError(f"language key {lang!r} is not a two-letter code")
+            if not query.strip():
+                raise ValueError(f"the {lang} query is empty")
+        return value
+
+    @property
+    def digest_seconds(self) -> int:
+        """The digest interval in seconds."""
+        return parse_duration(self.digest)
+
+
+class _SourcesFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sources: list[Source] = Field(min_length=1)
+
+
+class _AlertsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    alerts: list[AlertRule] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the entry point passes down: settings, sources and alert rules."""
+
+    settings: Settings
+    sources: tuple[Source, ...]
+    alerts: tuple[AlertRule, ...]
+
+    def source(self, source_id: str) -> Source:
+        """The source with this id; a ConfigError names unknown ids."""
+        for source in self.sources:
+            if source.id == source_id:
+                return source
+        known = ", ".join(s.id for s in self.sources)
+        raise ConfigError("sources.yaml", source_id, f"no such source (known: {known})")
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from the process environment, or from ``environ`` when given (tests)."""
+    try:
+        if environ is None:
+            return Settings()
+        values = {
+            key.removeprefix("NEWSRADAR_").lower(): value
+            for key, value in environ.items()
+            if key.startswith("NEWSRADAR_")
+        }
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = "NEWSRADAR_" + str(err["loc"][0]).upper() if err["loc"] else "NEWSRADAR_*"
+        raise ConfigError("environment", name, _message(err)) from None
+
+
+def load_config(settings: Settings) -> Config:
+    """Read and validate sources.yaml and alerts.yaml from ``settings.config_dir``."""
+    sources_path = settings.config_dir / "sources.yaml"
+    alerts_path = settings.config_dir / "alerts.yaml"
+    sources = _load(sources_path, _SourcesFile, "sources")
+    _check_unique([s.id for s in sources.sources], sources_path, "sources")
+    alerts = _load(alerts_path, _AlertsFile, "alerts") if alerts_path.exists() else _AlertsFile()
+    _check_unique([a.id for a in alerts.alerts], alerts_path, "alerts")
+    return Config(settings=settings, sources=tuple(sources.sources), alerts=tuple(alerts.alerts))
+
+
+def _load(path: Path, model: type[_M], key: str) -> _M:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(str(path), "", "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), "", f"cannot be read: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(str(path), "", f"not valid YAML: {where}{problem}") from None
+    if not isinstance(raw, dict) or key not in raw:
+        raise ConfigError(str(path), "", f"expected a mapping with a top-level '{key}:' list")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise ConfigError(str(path), _entry(raw, err["loc"]), _message(err)) from None
+
+
+def _entry(raw: dict[str, Any], loc: tuple[int | str, ...]) -> str:
+    """Name the failing entry the way a user finds it: ``sources[2] (id=foo).feeds[0]``."""
+    parts: list[str] = []
+    node: Any = raw
+    for item in loc:
+        if isinstance(item, int):
+            parts[-1] += f"[{item}]"
+            node = node[item] if isinstance(node, list) and item < len(node) else None
+            if len(parts) == 1 and isinstance(node, dict) and "id" in node:
+                parts[-1] += f" (id={node['id']})"
+        else:
+            parts.append(str(item))
+            node = node.get(item) if isinstance(node, dict) else None
+    return ".".join(parts)
+
+
+def _message(err: Mapping[str, Any]) -> str:
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    if err["type"] == "missing":
+        return "required key is missing"
+    return msg
+
+
+def _check_unique(ids: list[str], path: Path, key: str) -> None:
+    seen: set[str] = set()
+    for index, ident in enumerate(ids):
+        if ident in seen:
+            raise ConfigError(str(path), f"{key}[{index}] (id={ident})", "duplicate id")
+        seen.add(ident)

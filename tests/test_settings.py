@@ -1,0 +1,208 @@
+"""Settings: environment variables and the two YAML files, good and each kind of bad."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import ConfigError
+from pipeline.settings import load_config, load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+GOOD_SOURCES = """\
+sources:
+  - id: example-world
+    name: Example World News
+    feeds: [https://example.org/world/rss.xml]
+    language: en
+    country: GB
+  - id: example-sitemaps
+    name: Example Sitemaps
+    sitemaps: [https://example.org/sitemap-news.xml]
+"""
+
+GOOD_ALERTS = """\
+alerts:
+  - id: nato-enlargement
+    name: NATO enlargement
+    recipients: [analyst@example.org]
+    digest: 15m
+    queries:
+      en: 'NATO AND enlargement'
+"""
+
+
+def _config_dir(tmp_path: Path, sources: str = GOOD_SOURCES, alerts: str = GOOD_ALERTS) -> Path:
+    (tmp_path / "sources.yaml").write_text(sources, encoding="utf-8")
+    (tmp_path / "alerts.yaml").write_text(alerts, encoding="utf-8")
+    return tmp_path
+
+
+def _load(config_dir: Path) -> object:
+    return load_config(load_settings({"NEWSRADAR_CONFIG_DIR": str(config_dir)}))
+
+
+def test_defaults_work_locally() -> None:
+    settings = load_settings({})
+    assert settings.es_url == "http://127.0.0.1:9200"
+    assert settings.index_prefix == "newsradar"
+    assert settings.allow_private_networks is False
+
+
+def test_environment_overrides_and_secrets_stay_secret() -> None:
+    settings = load_settings(
+        {
+            "NEWSRADAR_INDEX_PREFIX": "test-abc",
+            "NEWSRADAR_SMTP_PORT": "2525",
+            "NEWSRADAR_SMTP_PASSWORD": "hunter2",
+            "NEWSRADAR_ALLOW_PRIVATE_NETWORKS": "1",
+        }
+    )
+    assert settings.index_prefix == "test-abc"
+    assert settings.smtp_port == 2525
+    assert settings.allow_private_networks is True
+    assert settings.smtp_password is not None
+    assert "hunter2" not in repr(settings)
+    assert settings.smtp_password.get_secret_value() == "hunter2"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("NEWSRADAR_SMTP_PORT", "not-a-port"),
+        ("NEWSRADAR_SMTP_PORT", "70000"),
+        ("NEWSRADAR_INDEX_PREFIX", "Has Spaces"),
+        ("NEWSRADAR_ES_URL", "ftp://example.org"),
+    ],
+)
+def test_bad_environment_names_the_variable(variable: str, value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings({variable: value})
+    assert info.value.entry == variable
+    assert str(info.value).startswith(f"environment: {variable}: ")
+
+
+def test_good_files_load(tmp_path: Path) -> None:
+    config = load_config(load_settings({"NEWSRADAR_CONFIG_DIR": str(_config_dir(tmp_path))}))
+    assert [s.id for s in config.sources] == ["example-world", "example-sitemaps"]
+    assert config.alerts[0].digest_seconds == 900
+    assert config.source("example-world").language == "en"
+    with pytest.raises(ConfigError, match="no such source"):
+        config.source("missing")
+
+
+@pytest.mark.parametrize(
+    ("sources", "entry", "problem"),
+    [
+        (
+            "sources:\n  - id: Bad Id\n    name: x\n    feeds: [https://a.org/f]\n",
+            "sources[0] (id=Bad Id).id",
+            "pattern",
+        ),
+        (
+            "sources:\n  - id: a\n    name: x\n    feeds: [file:///etc/passwd]\n",
+            "sources[0] (id=a).feeds[0]",
+            "not an http(s) URL",
+        ),
+        ("sources:\n  - id: a\n    name: x\n", "sources[0] (id=a)", "at least one of feeds"),
+        (
+            "sources:\n  - id: a\n    name: x\n    feeds: [https://a.org/f]\n    colour: red\n",
+            "sources[0] (id=a).colour",
+            "unknown key",
+        ),
+        (
+            "sources:\n  - id: a\n    feeds: [https://a.org/f]\n",
+            "sources[0] (id=a).name",
+            "required key is missing",
+        ),
+        (
+            "sources:\n  - id: a\n    name: x\n    feeds: [https://a.org/f]\n"
+            "  - id: a\n    name: y\n    feeds: [https://b.org/f]\n",
+            "sources[1] (id=a)",
+            "duplicate id",
+        ),
+        ("sources: []\n", "sources", "at least 1 item"),
+        (
+            "sources:\n  - id: a\n    name: x\n    feeds: [https://a.org/f]\n    language: english\n",
+            "sources[0] (id=a).language",
+            "pattern",
+        ),
+    ],
+)
+def test_each_kind_of_bad_sources_names_file_entry_and_problem(
+    tmp_path: Path, sources: str, entry: str, problem: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        _load(_config_dir(tmp_path, sources=sources))
+    assert info.value.source.endswith("sources.yaml")
+    assert info.value.entry == entry
+    assert problem in info.value.problem
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("sources: [\n  - id: a\n", "not valid YAML: line"),
+        ("just a string\n", "top-level 'sources:'"),
+        ("", "top-level 'sources:'"),
+    ],
+)
+def test_unparseable_sources(tmp_path: Path, text: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        _load(_config_dir(tmp_path, sources=text))
+    assert problem in str(info.value)
+
+
+def test_missing_sources_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(load_settings({"NEWSRADAR_CONFIG_DIR": str(tmp_path)}))
+
+
+@pytest.mark.parametrize(
+    ("alerts", "entry", "problem"),
+    [
+        (
+            GOOD_ALERTS.replace("analyst@example.org", "not-an-address"),
+            "alerts[0] (id=nato-enlargement).recipients[0]",
+            "not an e-mail address",
+        ),
+        (
+            GOOD_ALERTS.replace("15m", "soon"),
+            "alerts[0] (id=nato-enlargement).digest",
+            "not a duration",
+        ),
+        (
+            GOOD_ALERTS.replace("      en:", "      english:"),
+            "alerts[0] (id=nato-enlargement).queries",
+            "not a two-letter code",
+        ),
+        (
+            GOOD_ALERTS.replace("'NATO AND enlargement'", "''"),
+            "alerts[0] (id=nato-enlargement).queries",
+            "the en query is empty",
+        ),
+        (
+            GOOD_ALERTS.replace("recipients: [analyst@example.org]", "recipients: []"),
+            "alerts[0] (id=nato-enlargement).recipients",
+            "at least 1 item",
+        ),
+    ],
+)
+def test_each_kind_of_bad_alerts(tmp_path: Path, alerts: str, entry: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        _load(_config_dir(tmp_path, alerts=alerts))
+    assert info.value.source.endswith("alerts.yaml")
+    assert info.value.entry == entry
+    assert problem in info.value.problem
+
+
+@pytest.mark.parametrize("folder", ["config", "config/demo"])
+def test_shipped_configuration_is_valid(folder: str) -> None:
+    config = load_config(load_settings({"NEWSRADAR_CONFIG_DIR": str(REPO / folder)}))
+    languages = {s.language for s in config.sources}
+    assert len(languages) >= 5
+    rule = next(a for a in config.alerts if a.id == "nato-enlargement")
+    assert {"en", "ru", "uk", "fr", "de"} <= set(rule.queries)
