@@ -1,4 +1,4 @@
-"""The project's error hierarchy: permanent errors are recorded and skipped, transient ones retried."""
+"""The project's errors: permanent ones are recorded and skipped, transient ones retried."""
 
 from __future__ import annotations
 

@@ -1,0 +1,299 @@
+"""Digest rendering: escaping, header safety, highlighting, links and a stable Message-ID."""
+
+# Cyrillic test strings are meant to be Cyrillic, not look-alike Latin letters.
+# ruff: noqa: RUF001
+
+from __future__ import annotations
+
+import pickle
+import unicodedata
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+
+import pytest
+
+from pipeline.digest import Digest, DigestError, DigestItem, digest_message_id, render_digest
+
+SENDER = "newsradar@alerts.example.org"
+START = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+END = START + timedelta(minutes=15)
+
+
+def _item(n: int = 1, **changes: object) -> DigestItem:
+    item = DigestItem(
+        article_id=f"art-{n}",
+        title=f"Story number {n}",
+        url=f"https://news.example.org/{n}",
+        source="Example World News",
+        language="en",
+        published=START + timedelta(minutes=n),
+        snippet="NATO members discussed enlargement on Tuesday.",
+        matched_terms=("NATO", "enlargement"),
+        also_reported_by=(),
+    )
+    return replace(item, **changes)  # type: ignore[arg-type]
+
+
+def _digest(*items: DigestItem, recipients: tuple[str, ...] = ("analyst@example.org",)) -> Digest:
+    return Digest(
+        rule_id="nato-enlargement",
+        rule_name="NATO enlargement",
+        recipients=recipients,
+        items=items or (_item(),),
+        window_start=START,
+        window_end=END,
+    )
+
+
+def _reparsed(message: EmailMessage) -> EmailMessage:
+    """The message as a receiver sees it: serialised with the SMTP policy, parsed back."""
+    return message_from_bytes(message.as_bytes(policy=policy.SMTP), policy=policy.default)
+
+
+def _text(message: EmailMessage) -> str:
+    part = message.get_body(("plain",))
+    assert isinstance(part, EmailMessage)
+    return str(part.get_content())
+
+
+def _html(message: EmailMessage) -> str:
+    part = message.get_body(("html",))
+    assert isinstance(part, EmailMessage)
+    return str(part.get_content())
+
+
+def test_message_is_text_and_html_alternatives_with_every_item_field() -> None:
+    item = _item(
+        published=datetime(2024, 5, 1, 14, 30, tzinfo=timezone(timedelta(hours=2))),
+        also_reported_by=("Daily Planet", "Le Monde"),
+    )
+    message = _reparsed(render_digest(_digest(item), sender=SENDER))
+    assert message.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
+    for body in (_text(message), _html(message)):
+        assert "Story number 1" in body
+        assert "Example World News" in body
+        assert "2024-05-01 12:30 UTC" in body  # converted to UTC from +02:00
+        assert "https://news.example.org/1" in body
+        assert "Also reported by 2 sources: Daily Planet, Le Monde" in body
+    assert '<li lang="en">' in _html(message)
+    assert message["From"] == SENDER
+    assert message["To"] == "analyst@example.org"
+    assert message["Auto-Submitted"] == "auto-generated"
+
+
+def test_subject_counts_stories_and_names_the_first() -> None:
+    one = render_digest(_digest(_item(1)), sender=SENDER)
+    three = render_digest(_digest(_item(1), _item(2), _item(3)), sender=SENDER)
+    assert one["Subject"] == "[newsradar] NATO enlargement: 1 new story — Story number 1"
+    assert three["Subject"] == "[newsradar] NATO enlargement: 3 new stories — Story number 1"
+
+
+def test_long_title_is_shortened_in_the_subject_only() -> None:
+    title = "Word " * 60
+    message = render_digest(_digest(_item(title=title)), sender=SENDER)
+    subject = str(message["Subject"])
+    assert subject.endswith("…")
+    assert len(subject) < 130
+    assert title.strip() in _text(message)
+
+
+def test_article_text_is_escaped_in_html() -> None:
+    item = _item(
+        title="<script>alert(1)</script>",
+        source='Evil "Source" <b>',
+        snippet="Click <img src=x onerror=alert(2)> & 'quote'",
+        also_reported_by=("<i>Other</i>",),
+        matched_terms=(),
+    )
+    html = _html(render_digest(_digest(item), sender=SENDER))
+    assert "<script" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<img" not in html
+    assert "&lt;img src=x onerror=alert(2)&gt; &amp; &#x27;quote&#x27;" in html
+    assert "Evil &quot;Source&quot; &lt;b&gt;" in html
+    assert "&lt;i&gt;Other&lt;/i&gt;" in html
+    # The text part is plain text: the title is shown as written.
+    assert "<script>alert(1)</script>" in _text(render_digest(_digest(item), sender=SENDER))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "javascript:alert(1)",
+        "JaVaScRiPt:alert(1)",
+        "java\nscript:alert(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "file:///etc/passwd",
+        "mailto:someone@example.org",
+        "https://",
+        "//news.example.org/protocol-relative",
+    ],
+)
+def test_only_plain_http_links_survive(url: str) -> None:
+    message = render_digest(_digest(_item(url=url)), sender=SENDER)
+    html, text = _html(message), _text(message)
+    assert "href" not in html
+    assert "alert(1)" not in text.split("Story number 1", 1)[1]
+    assert "Story number 1" in html  # the story itself stays, without a link
+
+
+def test_http_link_is_attribute_escaped() -> None:
+    url = 'https://news.example.org/a"onmouseover="alert(1)&b=<c>'
+    html = _html(render_digest(_digest(_item(url=url)), sender=SENDER))
+    escaped = "https://news.example.org/a&quot;onmouseover=&quot;alert(1)&amp;b=&lt;c&gt;"
+    assert f'<a href="{escaped}">' in html
+    assert 'onmouseover="' not in html
+
+
+def test_header_injection_through_title_adds_no_header() -> None:
+    item = _item(title="Breaking\r\nBcc: evil@example.org\r\nX-Injected: 1")
+    raw = render_digest(_digest(item), sender=SENDER).as_bytes(policy=policy.SMTP)
+    message = message_from_bytes(raw, policy=policy.default)
+    assert message["Bcc"] is None
+    assert message["X-Injected"] is None
+    subject = str(message["Subject"])
+    assert "\r" not in subject and "\n" not in subject
+    assert subject.endswith("Breaking Bcc: evil@example.org X-Injected: 1")
+    header_block = raw.split(b"\r\n\r\n", 1)[0]
+    assert not any(line.lower().startswith(b"bcc") for line in header_block.split(b"\r\n"))
+    assert [r for r in message.get_all("To", [])] == ["analyst@example.org"]
+
+
+@pytest.mark.parametrize(
+    "breaker", ["\r", "\n", "\x00", "\x0b", "\x1b", "\x85", "\u2028", "\u2029"]
+)
+def test_control_characters_collapse_to_spaces_in_headers_and_body(breaker: str) -> None:
+    digest = replace(
+        _digest(_item(title=f"One{breaker}Two")), rule_name=f"NATO{breaker}enlargement"
+    )
+    message = render_digest(digest, sender=SENDER)
+    assert message["Subject"] == "[newsradar] NATO enlargement: 1 new story — One Two"
+    assert "1. One Two\n" in _text(message)
+
+
+def test_sender_or_recipient_with_a_line_break_is_refused() -> None:
+    with pytest.raises(DigestError) as err:
+        render_digest(_digest(), sender="a@example.org\r\nBcc: evil@example.org")
+    assert err.value.field == "sender"
+    with pytest.raises(DigestError) as err:
+        render_digest(_digest(recipients=("x@example.org\n",)), sender=SENDER)
+    assert err.value.field == "recipient"
+
+
+def test_empty_digest_is_refused() -> None:
+    digest = replace(_digest(), items=())
+    with pytest.raises(DigestError, match="at least one story"):
+        render_digest(digest, sender=SENDER)
+
+
+def test_matched_terms_are_marked_case_insensitively() -> None:
+    item = _item(snippet="nato and Nato discuss ENLARGEMENT; natural gas is unrelated.")
+    message = render_digest(_digest(item), sender=SENDER)
+    html, text = _html(message), _text(message)
+    assert (
+        "<mark>nato</mark> and <mark>Nato</mark> discuss <mark>ENLARGEMENT</mark>; "
+        "natural gas is unrelated." in html
+    )
+    assert "*nato* and *Nato* discuss *ENLARGEMENT*; natural gas" in text
+
+
+def test_cyrillic_terms_are_marked_whole_words_from_stems() -> None:
+    item = _item(
+        title="НАТО обсуждает расширение",
+        language="ru",
+        snippet="Члены НАТО обсудили вопросы расширения альянса.",
+        matched_terms=("нато", "расширен"),
+    )
+    message = _reparsed(render_digest(_digest(item), sender=SENDER))
+    assert "Члены <mark>НАТО</mark> обсудили вопросы <mark>расширения</mark> альянса." in _html(
+        message
+    )
+    assert "Члены *НАТО* обсудили вопросы *расширения* альянса." in _text(message)
+
+
+def test_french_accents_match_whatever_their_unicode_form() -> None:
+    # The snippet arrives decomposed (NFD), the term composed: both are compared as NFC.
+    snippet = unicodedata.normalize("NFD", "L'Élargissement de l'OTAN est débattu.")
+    item = _item(language="fr", snippet=snippet, matched_terms=("élargissement",))
+    html = _html(_reparsed(render_digest(_digest(item), sender=SENDER)))
+    assert "L&#x27;<mark>Élargissement</mark> de l&#x27;OTAN est débattu." in html
+
+
+def test_terms_with_regex_characters_are_literal() -> None:
+    item = _item(snippet="C++ and C# compared; Cxx is not.", matched_terms=("c++", "c#", ".*"))
+    text = _text(render_digest(_digest(item), sender=SENDER))
+    assert "*C++* and *C#* compared; Cxx is not." in text
+
+
+def test_also_reported_by_is_singular_or_absent() -> None:
+    one = _text(render_digest(_digest(_item(also_reported_by=("Le Monde",))), sender=SENDER))
+    none = _text(render_digest(_digest(_item(also_reported_by=())), sender=SENDER))
+    assert "Also reported by 1 source: Le Monde" in one
+    assert "Also reported by" not in none
+
+
+def test_unicode_titles_survive_serialisation() -> None:
+    items = (
+        _item(1, title="Расширение НАТО: Финляндия и Швеция", language="ru"),
+        _item(2, title="L'élargissement de l'OTAN, « une nécessité »", language="fr"),
+    )
+    message = _reparsed(render_digest(_digest(*items), sender=SENDER))
+    assert str(message["Subject"]).endswith("— Расширение НАТО: Финляндия и Швеция")
+    for title in ("Расширение НАТО: Финляндия и Швеция", "L'élargissement de l'OTAN"):
+        assert title in _text(message)
+    assert "L&#x27;élargissement de l&#x27;OTAN, « une nécessité »" in _html(message)
+
+
+def test_same_digest_same_message_id_and_date() -> None:
+    first = render_digest(_digest(_item(1), _item(2)), sender=SENDER)
+    again = render_digest(_digest(_item(2), _item(1)), sender=SENDER)  # other order, same stories
+    assert first["Message-ID"] == again["Message-ID"]
+    assert first["Date"] == again["Date"] == "Wed, 01 May 2024 12:15:00 +0000"
+    assert str(first["Message-ID"]).endswith("@alerts.example.org>")
+
+
+def test_message_id_changes_with_what_identifies_a_digest() -> None:
+    base = digest_message_id("rule", "a@example.org", START, ["1", "2"], "example.org")
+    assert base == digest_message_id("rule", "A@example.org", START, ["2", "1"], "example.org")
+    others = {
+        digest_message_id("other", "a@example.org", START, ["1", "2"], "example.org"),
+        digest_message_id("rule", "b@example.org", START, ["1", "2"], "example.org"),
+        digest_message_id("rule", "a@example.org", END, ["1", "2"], "example.org"),
+        digest_message_id("rule", "a@example.org", START, ["1", "3"], "example.org"),
+        digest_message_id("rule", "a@example.org", START, ["1"], "example.org"),
+    }
+    assert base not in others
+    assert len(others) == 5
+
+
+def test_message_id_same_instant_in_any_timezone() -> None:
+    cest = START.astimezone(timezone(timedelta(hours=2)))
+    assert digest_message_id("r", "a@x.org", START, ["1"], "x.org") == digest_message_id(
+        "r", "a@x.org", cest, ["1"], "x.org"
+    )
+
+
+def test_per_recipient_rendering_addresses_one_person() -> None:
+    digest = _digest(recipients=("a@example.org", "b@example.org"))
+    together = render_digest(digest, sender=SENDER)
+    for_a = render_digest(digest, sender=SENDER, recipient="a@example.org")
+    for_b = render_digest(digest, sender=SENDER, recipient="b@example.org")
+    assert together["To"] == "a@example.org, b@example.org"
+    assert for_a["To"] == "a@example.org"
+    assert len({together["Message-ID"], for_a["Message-ID"], for_b["Message-ID"]}) == 3
+
+
+@pytest.mark.parametrize("domain", ["", "exa mple.org", "example.org\r\nBcc: x", "-bad.org"])
+def test_bad_message_id_domain_is_refused(domain: str) -> None:
+    with pytest.raises(DigestError) as err:
+        digest_message_id("rule", "a@example.org", START, ["1"], domain)
+    assert err.value.field == "domain"
+
+
+def test_digest_error_pickles_with_its_data() -> None:
+    error = DigestError("domain", "bad")
+    copy = pickle.loads(pickle.dumps(error))
+    assert (copy.field, copy.problem, str(copy)) == ("domain", "bad", "digest domain: bad")
