@@ -125,7 +125,8 @@ def test_good_files_load(tmp_path: Path) -> None:
         ),
         ("sources: []\n", "sources", "at least 1 item"),
         (
-            "sources:\n  - id: a\n    name: x\n    feeds: [https://a.org/f]\n    language: english\n",
+            "sources:\n  - id: a\n    name: x\n    feeds: [https://a.org/f]\n"
+            "    language: english\n",
             "sources[0] (id=a).language",
             "pattern",
         ),
