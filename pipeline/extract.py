@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import codecs
-import contextlib
 import json
 import logging
 import re
@@ -14,6 +13,7 @@ from typing import Any, Literal
 from urllib.parse import urljoin, urlsplit
 
 import charset_normalizer
+import ftfy
 import trafilatura
 import w3lib.encoding
 from lxml import etree
@@ -127,61 +127,12 @@ def _decode_bytes(body: bytes, content_type: str | None) -> tuple[str, str]:
     return body.decode(name, "replace"), name
 
 
-def _single_byte_table() -> dict[str, int]:
-    """Each character a byte 0x80-0xFF becomes when misread as cp1252 or latin-1."""
-    table: dict[str, int] = {}
-    for byte in range(0x80, 0x100):
-        with contextlib.suppress(UnicodeDecodeError):  # five bytes cp1252 leaves undefined
-            table[bytes([byte]).decode("cp1252")] = byte
-        table.setdefault(chr(byte), byte)  # latin-1 reading: C1 controls for 0x80-0x9F
-    return table
-
-
-_MISREAD_BYTE = _single_byte_table()
-
-
-def _char_class(low: int, high: int) -> str:
-    chars = [c for c, b in _MISREAD_BYTE.items() if low <= b <= high]
-    return "[" + "".join(re.escape(c) for c in chars) + "]"
-
-
-_CONT = _char_class(0x80, 0xBF)
-# UTF-8 sequences (lead byte + continuation bytes) as they look after a cp1252/latin-1 read:
-# "Ã©" for "é", "Ð¿" for "п", and "â€" plus one more character for typographic quotes.
-_MOJIBAKE = re.compile(
-    f"{_char_class(0xC2, 0xDF)}{_CONT}"
-    f"|{_char_class(0xE0, 0xEF)}{_CONT}{{2}}"
-    f"|{_char_class(0xF0, 0xF4)}{_CONT}{{3}}"
-)
-# A repaired sequence must land in a script people write news in; "ß“" in German is also a
-# valid UTF-8 sequence (U+07D3, NKo) and must stay as it is.
-_PLAUSIBLE = re.compile(
-    "[\u00a0-\u024f\u0300-\u036f\u0370-\u052f\u0590-\u06ff\u0900-\u0dff\u0e00-\u0e7f"
-    "\u1e00-\u1fff\u2000-\u206f\u20a0-\u20cf\u2100-\u218f\u2190-\u23ff\u2500-\u27bf"
-    "\u3000-\u30ff\u3400-\u9fff\uac00-\ud7af\uff00-\uffef\U0001f000-\U0001faff]+"
-)
-
-
-def _fix_sequence(match: re.Match[str]) -> str:
-    misread = match.group()
-    try:
-        fixed = bytes(_MISREAD_BYTE[c] for c in misread).decode("utf-8")
-    except UnicodeDecodeError:
-        return misread
-    return fixed if _PLAUSIBLE.fullmatch(fixed) else misread
-
-
 def repair_mojibake(text: str) -> tuple[str, bool]:
-    """Undo UTF-8 that was read as cp1252/latin-1 (up to three layers); report if it did."""
-    repaired = False
-    for _ in range(3):  # text double-encoded by two careless systems needs two passes
-        if _MOJIBAKE.search(text) is None:
-            break
-        fixed = _MOJIBAKE.sub(_fix_sequence, text)
-        if fixed == text:
-            break
-        text, repaired = fixed, True
-    return text, repaired
+    """Undo UTF-8 that was read as cp1252/latin-1 (ftfy); report whether anything changed."""
+    # fix_encoding only reverses encoding mix-ups; fix_text would also rewrite quotes,
+    # HTML entities and line breaks, which are the article's own.
+    fixed = ftfy.fix_encoding(text)
+    return fixed, fixed != text
 
 
 def decode_html(body: bytes, content_type: str | None = None) -> DecodedPage:
