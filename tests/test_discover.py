@@ -1,0 +1,90 @@
+"""Discovery over the demo site: every listed article is found once; broken listings are recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from pipeline.demosite import DemoSite, load_catalog, load_sources
+from pipeline.discover import discover_source
+from pipeline.fetch import FetchPolicy
+from pipeline.settings import Source
+from pipeline.urls import canonicalize_url
+
+from httpfaults import FaultHandler, FaultServer
+
+POLICY = FetchPolicy(allow_private_networks=True, deadline=10.0)
+NOW = datetime(2026, 11, 27, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[DemoSite]:
+    with DemoSite() as demo:
+        yield demo
+
+
+def _sources(site: DemoSite) -> list[Source]:
+    """Every demo source with all its listings: feed, news sitemap and section pages."""
+    return [
+        Source(
+            id=demo.id,
+            name=demo.name,
+            feeds=(site.url(demo.feed),) if demo.feed else (),
+            sitemaps=(site.url(demo.sitemap),),
+            start_urls=tuple(site.url(p) for p in demo.section_pages),
+            language=demo.language,
+        )
+        for demo in load_sources()
+    ]
+
+
+def _demo_source(site: DemoSite, source_id: str) -> Source:
+    return next(s for s in _sources(site) if s.id == source_id)
+
+
+def test_every_listed_demo_article_is_found_once_per_source(site: DemoSite) -> None:
+    catalog = load_catalog()
+    for source in _sources(site):
+        found = discover_source(source, policy=POLICY, now=NOW)
+        expected = {
+            canonicalize_url(site.url(e.path))
+            for e in catalog
+            if e.source == source.id and (e.in_feed or e.in_sitemap or e.on_section_page)
+        }
+        assert set(found.candidates) == expected, source.id
+        assert found.problems == [], source.id
+
+
+def test_feed_titles_and_dates_travel_with_the_candidate(site: DemoSite) -> None:
+    catalog = {canonicalize_url(site.url(e.path)): e for e in load_catalog()}
+    found = discover_source(_demo_source(site, "northwind-times"), policy=POLICY, now=NOW)
+    from_feed = {u: c for u, c in found.candidates.items() if c.via == "feed"}
+    assert len(from_feed) == len(
+        [e for e in catalog.values() if e.source == "northwind-times" and e.in_feed]
+    )
+    for url, candidate in from_feed.items():
+        assert candidate.title == catalog[url].title
+        assert candidate.published_raw
+
+
+def test_a_broken_listing_is_a_problem_and_the_others_still_count(site: DemoSite) -> None:
+    def html_not_feed(handler: FaultHandler) -> None:
+        handler.reply(200, b"<html><body>Oops</body></html>", content_type="text/html")
+
+    with FaultServer() as server:
+        server.routes["/feed.xml"] = html_not_feed
+        demo = _demo_source(site, "tageblatt-nord")
+        source = demo.model_copy(
+            update={
+                "feeds": (server.url("/feed.xml"), server.url("/gone.xml"), *demo.feeds),
+                "sitemaps": (),
+            }
+        )
+        found = discover_source(source, policy=POLICY, now=NOW)
+    reasons = {(p.url.rsplit("/", 1)[-1], p.reason) for p in found.problems}
+    assert reasons == {("feed.xml", "html_not_feed"), ("gone.xml", "http_4xx")}
+    assert len(found.candidates) == len(
+        [e for e in load_catalog() if e.source == "tageblatt-nord" and e.in_feed]
+    )
