@@ -1,4 +1,4 @@
-"""Discovery over the demo site: every listed article is found once; broken listings are recorded."""
+"""Discovery over the demo site: each listed article found once; broken listings recorded."""
 
 from __future__ import annotations
 
@@ -6,14 +6,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+from httpfaults import FaultHandler, FaultServer
 
 from pipeline.demosite import DemoSite, load_catalog, load_sources
 from pipeline.discover import discover_source
 from pipeline.fetch import FetchPolicy
 from pipeline.settings import Source
 from pipeline.urls import canonicalize_url
-
-from httpfaults import FaultHandler, FaultServer
 
 POLICY = FetchPolicy(allow_private_networks=True, deadline=10.0)
 NOW = datetime(2026, 11, 27, tzinfo=UTC)

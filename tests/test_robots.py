@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from httpfaults import FaultHandler, FaultServer, Route, closed_port
+
 from pipeline.fetch import FetchPolicy
 from pipeline.robots import RobotsCache
-
-from httpfaults import FaultHandler, FaultServer, Route, closed_port
 
 POLICY = FetchPolicy(allow_private_networks=True, deadline=5.0, read_timeout=2.0)
 
