@@ -25,6 +25,7 @@ from typing import Annotated, Literal, cast
 from pydantic import AfterValidator, TypeAdapter, ValidationError
 
 from pipeline.errors import ConfigError, NewsradarError, TransientError
+from pipeline.settings import Source
 
 __all__ = [
     "DEFAULT_ROOT",
@@ -286,6 +287,20 @@ class DemoSite:
     def url(self, path: str) -> str:
         """Absolute URL of a site path such as ``/northwind-times/rss.xml``."""
         return self.base_url + "/" + path.lstrip("/")
+
+    def sources(self) -> tuple[Source, ...]:
+        """The site's sources as configured sources, with every listing: feed, sitemap, sections."""
+        return tuple(
+            Source(
+                id=demo.id,
+                name=demo.name,
+                feeds=(self.url(demo.feed),) if demo.feed else (),
+                sitemaps=(self.url(demo.sitemap),),
+                start_urls=tuple(self.url(p) for p in demo.section_pages),
+                language=demo.language,
+            )
+            for demo in load_sources(self.root)
+        )
 
     def start(self) -> DemoSite:
         """Bind and start serving; returns self."""

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from httpfaults import FaultHandler, FaultServer
 
-from pipeline.demosite import DemoSite, load_catalog, load_sources
+from pipeline.demosite import DemoSite, load_catalog
 from pipeline.discover import discover_source
 from pipeline.fetch import FetchPolicy
 from pipeline.settings import Source
@@ -24,28 +24,13 @@ def site() -> Iterator[DemoSite]:
         yield demo
 
 
-def _sources(site: DemoSite) -> list[Source]:
-    """Every demo source with all its listings: feed, news sitemap and section pages."""
-    return [
-        Source(
-            id=demo.id,
-            name=demo.name,
-            feeds=(site.url(demo.feed),) if demo.feed else (),
-            sitemaps=(site.url(demo.sitemap),),
-            start_urls=tuple(site.url(p) for p in demo.section_pages),
-            language=demo.language,
-        )
-        for demo in load_sources()
-    ]
-
-
 def _demo_source(site: DemoSite, source_id: str) -> Source:
-    return next(s for s in _sources(site) if s.id == source_id)
+    return next(s for s in site.sources() if s.id == source_id)
 
 
 def test_every_listed_demo_article_is_found_once_per_source(site: DemoSite) -> None:
     catalog = load_catalog()
-    for source in _sources(site):
+    for source in site.sources():
         found = discover_source(source, policy=POLICY, now=NOW)
         expected = {
             canonicalize_url(site.url(e.path))
