@@ -37,7 +37,8 @@ site: install
 	$(VENV)/bin/python -m pipeline.demosite
 
 bench: install
-	$(VENV)/bin/python bench/normalise_bench.py
+	$(VENV)/bin/python bench/bench_extract.py
+	$(VENV)/bin/python bench/bench_language_dedup.py
 
 es-up:
 	bash docker/es-up.sh
