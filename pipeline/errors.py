@@ -29,8 +29,8 @@ class ConfigError(PermanentError):
         return f"{where}: {self.problem}"
 
 
-class ExtractionError(PermanentError):
-    """A page yielded no usable article; ``reason`` is the outcome recorded for its URL."""
+class UrlFailure(PermanentError):
+    """A URL that cannot be used; ``reason`` is the outcome recorded for it."""
 
     def __init__(self, url: str, reason: str, detail: str = "") -> None:
         super().__init__(url, reason, detail)
@@ -41,3 +41,7 @@ class ExtractionError(PermanentError):
     def __str__(self) -> str:
         tail = f" ({self.detail})" if self.detail else ""
         return f"{self.url}: {self.reason}{tail}"
+
+
+class ExtractionError(UrlFailure):
+    """A page yielded no usable article: ``not_html``, ``no_text``, ``extract_failed``."""

@@ -13,7 +13,7 @@ from urllib.parse import urljoin, urlsplit
 from lxml import etree, html
 
 from pipeline.dates import parse_date
-from pipeline.errors import PermanentError
+from pipeline.errors import UrlFailure
 
 __all__ = [
     "Sitemap",
@@ -37,17 +37,8 @@ _NOT_ARTICLE = re.compile(
 )
 
 
-class SitemapError(PermanentError):
-    """A sitemap that cannot be used; ``reason`` is the outcome recorded for its URL."""
-
-    def __init__(self, url: str, reason: str, detail: str = "") -> None:
-        super().__init__(url, reason, detail)
-        self.url = url
-        self.reason = reason
-        self.detail = detail
-
-    def __str__(self) -> str:
-        return f"{self.url}: {self.reason}" + (f" ({self.detail})" if self.detail else "")
+class SitemapError(UrlFailure):
+    """A sitemap that cannot be used: ``empty``, ``malformed``, ``not_sitemap``, ``oversize``."""
 
 
 @dataclass(frozen=True)
