@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
+import ipaddress
 import logging
 import re
 import smtplib
@@ -106,6 +107,11 @@ class SmtpConfig:
             raise ConfigError("smtp", "timeout", "SMTP timeouts must be positive")
         if (self.user is None) != (self.password is None):
             raise ConfigError("smtp", "user/password", "set both SMTP user and password, or none")
+        if self.user is not None and not self.starttls and not _is_loopback(self.host):
+            # smtplib would send AUTH in clear text over the network; refuse rather than leak.
+            raise ConfigError(
+                "smtp", "NEWSRADAR_SMTP_STARTTLS", "SMTP login to a remote host needs STARTTLS"
+            )
 
     @classmethod
     def from_settings(
@@ -122,6 +128,15 @@ class SmtpConfig:
             ca_file=ca_file,
             timeout=timeout,
         )
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name other than localhost: not known to be local
+        return False
 
 
 @dataclass(frozen=True)

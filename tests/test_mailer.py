@@ -544,3 +544,32 @@ def test_outbox_invalid_transitions_raise(state: OutboxState, event: object) -> 
     copy = pickle.loads(pickle.dumps(err.value))
     assert (copy.state, copy.event) == (state, type(event).__name__.lower())
     assert str(copy) == str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("host", "starttls", "refused"),
+    [
+        ("smtp.example.org", False, True),
+        ("smtp.example.org", True, False),
+        ("127.0.0.1", False, False),
+        ("localhost", False, False),
+    ],
+)
+def test_login_in_clear_text_to_a_remote_host_is_refused(
+    host: str, starttls: bool, refused: bool
+) -> None:
+    def build() -> SmtpConfig:
+        return SmtpConfig(
+            host=host,
+            port=587,
+            sender="newsradar@example.org",
+            user="newsradar",
+            password=SecretStr(PASSWORD),
+            starttls=starttls,
+        )
+
+    if refused:
+        with pytest.raises(ConfigError, match="needs STARTTLS"):
+            build()
+    else:
+        assert build().host == host
