@@ -1,0 +1,1 @@
+"""The Scrapy project: the article spider, its middlewares, item pipelines and settings."""

@@ -1,0 +1,1 @@
+"""Extensions: the ledger that writes one outcome per requested URL."""

@@ -1,0 +1,39 @@
+"""What the article spider yields: a fetched page to normalise, or a CrawlOutcome."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from pipeline.discover import Candidate
+from pipeline.fetch import FetchResult
+
+# The request meta key holding the Candidate; redirects and retries copy it along.
+CANDIDATE_META = "newsradar_candidate"
+
+
+@dataclass(frozen=True, repr=False)
+class FetchedPage:
+    """A 2xx response for a candidate, as pipeline.normalise wants it."""
+
+    candidate: Candidate
+    result: FetchResult
+    fetched_at: datetime
+    language_hint: str | None = None
+
+    @property
+    def url(self) -> str:
+        """The candidate's canonical URL: the key of its outcome."""
+        return self.candidate.url
+
+    @property
+    def source(self) -> str:
+        """The candidate's source id."""
+        return self.candidate.source
+
+    def __repr__(self) -> str:
+        # Scrapy logs items on errors; the body would drown the message.
+        return (
+            f"FetchedPage({self.result.url!r}, status={self.result.status}, "
+            f"{len(self.result.body)} bytes)"
+        )

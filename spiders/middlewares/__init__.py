@@ -1,0 +1,1 @@
+"""Downloader middlewares: SSRF guard, robots.txt, retry, redirect and decompression caps."""

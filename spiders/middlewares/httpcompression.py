@@ -1,0 +1,39 @@
+"""Decompression as Scrapy does it, with its size cap and decode failures as outcomes."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from scrapy.downloadermiddlewares.httpcompression import (
+    HttpCompressionMiddleware as ScrapyHttpCompressionMiddleware,
+)
+from scrapy.exceptions import IgnoreRequest
+
+# Private, but it is what Scrapy raises when a body inflates past DOWNLOAD_MAXSIZE; the
+# gzip-bomb test fails loudly if a Scrapy upgrade changes it.
+from scrapy.utils._compression import _DecompressionMaxSizeExceeded
+
+from spiders.exceptions import Ignored
+
+if TYPE_CHECKING:
+    from scrapy import Request, Spider
+    from scrapy.http import Response
+
+
+class HttpCompressionMiddleware(ScrapyHttpCompressionMiddleware):
+    """Scrapy's decompression: it counts DOWNLOAD_MAXSIZE on the decompressed body, so a
+    gzip bomb is cut at the cap. Here that ends as ``oversize`` instead of a bare
+    IgnoreRequest, and a body that does not decode as declared ends as ``decode``."""
+
+    def process_response(
+        self, request: Request, response: Response, spider: Spider | None = None
+    ) -> Request | Response:
+        try:
+            return super().process_response(request, response)
+        except IgnoreRequest as exc:
+            if isinstance(exc.__cause__, _DecompressionMaxSizeExceeded):
+                size = exc.__cause__.decompressed_size
+                raise Ignored("oversize", f"{size} bytes decompressed so far") from exc
+            raise
+        except Exception as exc:  # zlib, gzip, brotli, zstd: each has its own error class
+            raise Ignored("decode", f"{type(exc).__name__}: {exc}"[:300]) from exc

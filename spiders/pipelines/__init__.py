@@ -1,0 +1,1 @@
+"""Item pipelines: a fetched page becomes an outcome."""

@@ -1,0 +1,78 @@
+"""Item pipeline: a fetched page becomes a normalised article's outcome, or the reason it is not."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pipeline.crawl import CrawlOutcome
+from pipeline.dedup import DEFAULT_CONFIG, fingerprint
+from pipeline.errors import ExtractionError
+from pipeline.language import detect_language
+from pipeline.normalise import normalise_page
+from spiders.items import FetchedPage
+
+logger = logging.getLogger(__name__)
+
+_WARM_UP = "The harbour authority said on Tuesday that the new terminal will open in spring."
+
+
+class NormalisePipeline:
+    """Calls pipeline.normalise.normalise_page on each FetchedPage; other items pass through.
+
+    No dedup verdict here: that needs the index. The outcome carries what dedup will need,
+    the content hash and the MinHash band keys.
+    """
+
+    def open_spider(self) -> None:
+        """Load the language model and the MinHash permutations before the first download."""
+        # They load on first use (~3 s together); done mid-crawl, that would stall the
+        # reactor while responses and retry timers wait.
+        detect_language("", _WARM_UP)
+        fingerprint(
+            _WARM_UP,
+            num_perm=DEFAULT_CONFIG.num_perm,
+            bands=DEFAULT_CONFIG.bands,
+            rows=DEFAULT_CONFIG.rows,
+        )
+
+    def process_item(self, item: Any) -> Any:
+        """A CrawlOutcome for a FetchedPage; anything else unchanged."""
+        if not isinstance(item, FetchedPage):
+            return item
+        result = item.result
+        candidate = item.candidate
+        try:
+            # Runs in the reactor thread: it is CPU-bound, so a worker thread would only
+            # contend for the GIL, and the extractor and language model stay single-threaded.
+            article = normalise_page(
+                result,
+                source=candidate.source,
+                fetched_at=item.fetched_at,
+                language_hint=item.language_hint,
+                feed_title=candidate.title,
+                feed_published=candidate.published_raw,
+            )
+        except ExtractionError as exc:
+            logger.debug("%s: %s (%s)", candidate.url, exc.reason, exc.detail)
+            return CrawlOutcome(
+                url=candidate.url,
+                source=candidate.source,
+                outcome=exc.reason,
+                status=result.status,
+                final_url=result.url,
+                detail=exc.detail,
+            )
+        return CrawlOutcome(
+            url=candidate.url,
+            source=candidate.source,
+            outcome="normalised",
+            status=result.status,
+            final_url=result.url,
+            article_id=article.id,
+            canonical_url=article.article.canonical_url,
+            title=article.article.title,
+            language=article.language.language,
+            content_hash=article.fingerprint.content_hash,
+            band_keys=article.fingerprint.band_keys,
+        )

@@ -1,0 +1,90 @@
+"""Scrapy's caching DNS resolver with the SSRF address rule applied to every answer."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from scrapy.resolver import CachingThreadedResolver
+from twisted.internet.defer import Deferred
+
+from pipeline.fetch import is_public_address
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from scrapy.settings import BaseSettings
+    from twisted.internet.base import ReactorBase
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class BlockedAddress(Exception):
+    """A host name resolved to an address the SSRF rule refuses."""
+
+    def __init__(self, host: str, address: str) -> None:
+        super().__init__(host, address)
+        self.host = host
+        self.address = address
+
+    def __str__(self) -> str:
+        return f"{self.host} resolves to {self.address}, which is not a public address"
+
+
+@dataclass(frozen=True)
+class AddressRule:
+    """The SSRF rule: public addresses only, unless private networks (or some CIDRs) are let in."""
+
+    allow_private_networks: bool = False
+    allowed_networks: tuple[Network, ...] = ()
+
+    @classmethod
+    def from_settings(cls, settings: BaseSettings) -> Self:
+        """The rule from SSRF_ALLOW_PRIVATE_NETWORKS and SSRF_ALLOWED_NETWORKS."""
+        networks = tuple(
+            ipaddress.ip_network(cidr, strict=False)
+            for cidr in settings.getlist("SSRF_ALLOWED_NETWORKS")
+        )
+        return cls(settings.getbool("SSRF_ALLOW_PRIVATE_NETWORKS"), networks)
+
+    def allows(self, address: str) -> bool:
+        """True if a connection to this IP address may be made."""
+        if self.allow_private_networks or is_public_address(address):
+            return True
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        return any(ip in network for network in self.allowed_networks)
+
+
+class GuardedResolver(CachingThreadedResolver):
+    """Refuses to hand out a refused address, so a connection never reaches one.
+
+    The SSRF middleware checks each request's host before it is downloaded; the download
+    handler then resolves the host again. Both go through this resolver, so an answer that
+    changed in between (DNS rebinding, or a cache eviction) is checked too.
+    """
+
+    def __init__(
+        self, reactor: ReactorBase, cache_size: int, timeout: float, rule: AddressRule
+    ) -> None:
+        super().__init__(reactor, cache_size, timeout)
+        self.rule = rule
+
+    @classmethod
+    def from_crawler(cls, crawler: Any, reactor: ReactorBase) -> Self:
+        # Scrapy passes its CrawlerProcess here, which has the settings a Crawler has.
+        settings = crawler.settings
+        size = settings.getint("DNSCACHE_SIZE") if settings.getbool("DNSCACHE_ENABLED") else 0
+        rule = AddressRule.from_settings(settings)
+        return cls(reactor, size, settings.getfloat("DNS_TIMEOUT"), rule)
+
+    def getHostByName(self, name: str, timeout: Sequence[int] = ()) -> Deferred[str]:
+        answer = super().getHostByName(name, timeout)
+        answer.addCallback(self._check, name)
+        return answer
+
+    def _check(self, address: str, name: str) -> str:
+        if not self.rule.allows(address):
+            raise BlockedAddress(name, address)
+        return address

@@ -1,0 +1,1 @@
+"""Spiders: the article spider fetches the URLs it is given, nothing else."""
