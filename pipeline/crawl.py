@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from pipeline.dedup import Fingerprint
 from pipeline.discover import Candidate
 from pipeline.errors import ConfigError, TransientError
 from pipeline.settings import Settings
@@ -94,6 +95,21 @@ class CrawlOutcome:
     language: str | None = None
     content_hash: str | None = None
     band_keys: tuple[str, ...] = ()
+    minhash: str | None = None  # base64, as Fingerprint.to_document writes it
+    num_perm: int | None = None
+
+    def fingerprint(self) -> Fingerprint | None:
+        """The article's dedup fingerprint, when the outcome is ``normalised``."""
+        if self.content_hash is None or self.minhash is None or self.num_perm is None:
+            return None
+        return Fingerprint.from_document(
+            {
+                "content_hash": self.content_hash,
+                "minhash": self.minhash,
+                "band_keys": self.band_keys,
+                "num_perm": self.num_perm,
+            }
+        )
 
     def to_json(self) -> str:
         """One JSON line."""

@@ -1,4 +1,4 @@
-"""``make demo``: serve the bundled news site, discover, fetch and normalise it, and report."""
+"""``make demo``: serve the bundled news site, discover and crawl it, find the copies, report."""
 
 from __future__ import annotations
 
@@ -13,19 +13,22 @@ from datetime import UTC, datetime
 from rich.console import Console
 from rich.table import Table
 
+from pipeline.crawl import CrawlPolicy, crawl
 from pipeline.dates import parse_date
 from pipeline.dedup import DEFAULT_CONFIG, DedupConfig, Fingerprint, classify
 from pipeline.demosite import DemoSite
 from pipeline.discover import Candidate, discover_source
-from pipeline.errors import ExtractionError, NewsradarError
-from pipeline.fetch import FetchFailed, FetchPolicy, FetchUnavailable, fetch, user_agent
-from pipeline.normalise import NormalisedArticle, normalise_page
-from pipeline.robots import RobotsCache
-from pipeline.settings import Source, load_config, load_settings
+from pipeline.errors import NewsradarError
+from pipeline.fetch import FetchPolicy, user_agent
+from pipeline.settings import Settings, Source, load_config, load_settings
 
 __all__ = ["DemoReport", "UrlOutcome", "main", "run_demo"]
 
 DEMO_PORT = 8765  # config/demo/sources.yaml points here
+# The demo site is on loopback and ours: no need for the politeness delays the web gets.
+DEMO_CRAWL = CrawlPolicy(
+    concurrency_per_domain=4, download_delay=0.0, autothrottle_start_delay=0.05, log_level="WARNING"
+)
 
 
 @dataclass(frozen=True)
@@ -64,9 +67,8 @@ class _RunDedup:
         self._by_hash: dict[str, str] = {}
         self._prints: dict[str, Fingerprint] = {}
 
-    def check_and_add(self, article: NormalisedArticle) -> tuple[str | None, str, float]:
+    def check_and_add(self, article_id: str, print_: Fingerprint) -> tuple[str | None, str, float]:
         """(id of the earlier article it copies or None, kind, score); then remember it."""
-        print_ = article.fingerprint
         candidates: dict[str, Fingerprint] = {}
         if print_.content_hash in self._by_hash:
             earlier = self._by_hash[print_.content_hash]
@@ -75,10 +77,10 @@ class _RunDedup:
             for earlier in self._by_band.get(key, ()):
                 candidates[earlier] = self._prints[earlier]
         verdict = classify(print_, candidates.items(), threshold=self._config.threshold)
-        self._prints[article.id] = print_
-        self._by_hash.setdefault(print_.content_hash, article.id)
+        self._prints[article_id] = print_
+        self._by_hash.setdefault(print_.content_hash, article_id)
         for key in print_.band_keys:
-            self._by_band[key].append(article.id)
+            self._by_band[key].append(article_id)
         if verdict.kind == "new":
             return None, "new", 0.0
         return verdict.match_id, verdict.kind, verdict.score
@@ -87,29 +89,53 @@ class _RunDedup:
 def run_demo(
     sources: Iterable[Source],
     *,
-    policy: FetchPolicy,
+    settings: Settings,
     now: datetime,
+    policy: CrawlPolicy = DEMO_CRAWL,
     dedup: DedupConfig = DEFAULT_CONFIG,
 ) -> DemoReport:
-    """Discover every source, then fetch and normalise each listed URL once, in listing order."""
+    """Discover every source, crawl each listed URL once, then find the copies among them."""
     report = DemoReport()
     candidates: dict[str, Candidate] = {}
     languages: dict[str, str | None] = {}
+    fetch_policy = FetchPolicy(
+        user_agent=user_agent(settings.contact_url),
+        allow_private_networks=settings.allow_private_networks,
+        deadline=20.0,
+    )
     for source in sources:
-        found = discover_source(source, policy=policy, now=now)
-        report.listed += len(found.candidates)
+        languages[source.id] = source.language
+        found = discover_source(source, policy=fetch_policy, now=now)
         report.problems[source.id] = [f"{p.url}: {p.reason}" for p in found.problems]
         for url, candidate in found.candidates.items():
             # A URL listed by two sources belongs to the first; the second saw a copy of it.
             candidates.setdefault(url, candidate)
-            languages[candidate.source] = source.language
-    robots = RobotsCache(policy)
+    report.listed = len(candidates)
+    crawled = crawl(
+        list(candidates.values()), settings=settings, languages=languages, policy=policy
+    )
     seen = _RunDedup(dedup)
     url_of: dict[str, str] = {}
     # Oldest first, so the first-seen article of a cluster is the one published first.
     for candidate in sorted(candidates.values(), key=lambda c: _published(c, now)):
+        outcome = crawled.outcomes[candidate.url]
+        print_ = outcome.fingerprint()
+        if outcome.outcome != "normalised" or print_ is None or outcome.article_id is None:
+            report.outcomes.append(UrlOutcome(candidate.url, candidate.source, outcome.outcome))
+            continue
+        url_of[outcome.article_id] = outcome.canonical_url or candidate.url
+        earlier, kind, score = seen.check_and_add(outcome.article_id, print_)
         report.outcomes.append(
-            _process(candidate, languages[candidate.source], policy, robots, seen, url_of, now)
+            UrlOutcome(
+                url=outcome.canonical_url or candidate.url,
+                source=candidate.source,
+                outcome="new" if earlier is None else "duplicate",
+                language=outcome.language,
+                title=outcome.title,
+                duplicate_of=url_of.get(earlier) if earlier else None,
+                duplicate_kind=None if earlier is None else kind,
+                score=None if earlier is None else round(score, 3),
+            )
         )
     return report
 
@@ -117,46 +143,6 @@ def run_demo(
 def _published(candidate: Candidate, now: datetime) -> datetime:
     parsed = parse_date(candidate.published_raw, now=now)
     return parsed.value if parsed is not None and parsed.value is not None else now
-
-
-def _process(
-    candidate: Candidate,
-    language_hint: str | None,
-    policy: FetchPolicy,
-    robots: RobotsCache,
-    seen: _RunDedup,
-    url_of: dict[str, str],
-    now: datetime,
-) -> UrlOutcome:
-    verdict = robots.check(candidate.link)
-    if verdict.verdict == "disallowed":
-        return UrlOutcome(candidate.url, candidate.source, "robots")
-    if verdict.verdict == "deferred":
-        return UrlOutcome(candidate.url, candidate.source, "robots_deferred")
-    try:
-        result = fetch(candidate.link, policy=policy)
-        article = normalise_page(
-            result,
-            source=candidate.source,
-            fetched_at=now,
-            language_hint=language_hint,
-            feed_title=candidate.title,
-            feed_published=candidate.published_raw,
-        )
-    except (FetchFailed, FetchUnavailable, ExtractionError) as exc:
-        return UrlOutcome(candidate.url, candidate.source, exc.reason)
-    url_of[article.id] = article.article.canonical_url
-    earlier, kind, score = seen.check_and_add(article)
-    return UrlOutcome(
-        url=article.article.canonical_url,
-        source=candidate.source,
-        outcome="new" if earlier is None else "duplicate",
-        language=article.language.language,
-        title=article.article.title,
-        duplicate_of=url_of.get(earlier) if earlier else None,
-        duplicate_kind=None if earlier is None else kind,
-        score=None if earlier is None else round(score, 3),
-    )
 
 
 def _print_report(report: DemoReport, base_url: str, console: Console) -> None:
@@ -215,15 +201,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             {"NEWSRADAR_CONFIG_DIR": "config/demo", "NEWSRADAR_ALLOW_PRIVATE_NETWORKS": "1"}
         )
         config = load_config(settings)
-        policy = FetchPolicy(
-            user_agent=user_agent(settings.contact_url),
-            allow_private_networks=settings.allow_private_networks,
-            deadline=20.0,
-        )
         with DemoSite(port=DEMO_PORT) as site:
             base_url = site.base_url
-            with console.status("discovering, fetching and normalising the demo site"):
-                report = run_demo(config.sources, policy=policy, now=datetime.now(UTC))
+            with console.status("discovering and crawling the demo site"):
+                report = run_demo(config.sources, settings=settings, now=datetime.now(UTC))
     except NewsradarError as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 2

@@ -13,17 +13,17 @@ import pytest
 
 from pipeline.demo import DemoReport, run_demo
 from pipeline.demosite import CatalogEntry, DemoSite, load_catalog
-from pipeline.fetch import FetchPolicy
+from pipeline.settings import load_settings
 from pipeline.urls import canonicalize_url
 
 REPO = Path(__file__).resolve().parents[1]
-POLICY = FetchPolicy(allow_private_networks=True, deadline=20.0)
+SETTINGS = load_settings({"NEWSRADAR_ALLOW_PRIVATE_NETWORKS": "1"})
 
 
 @pytest.fixture(scope="module")
 def run() -> tuple[DemoReport, dict[str, CatalogEntry]]:
     with DemoSite() as site:
-        report = run_demo(site.sources(), policy=POLICY, now=datetime(2026, 11, 27, tzinfo=UTC))
+        report = run_demo(site.sources(), settings=SETTINGS, now=datetime(2026, 11, 27, tzinfo=UTC))
         catalog = {canonicalize_url(site.url(e.path)): e for e in load_catalog()}
     return report, catalog
 

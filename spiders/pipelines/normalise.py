@@ -75,4 +75,6 @@ class NormalisePipeline:
             language=article.language.language,
             content_hash=article.fingerprint.content_hash,
             band_keys=article.fingerprint.band_keys,
+            minhash=str(article.fingerprint.to_document()["minhash"]),
+            num_perm=article.fingerprint.num_perm,
         )
