@@ -1,0 +1,129 @@
+"""Crawl benchmark: discover a generated local site by its sitemap, crawl and normalise it.
+
+Serves >= 2000 generated article pages in 6 languages from a loopback HTTP server, finds them
+through a sitemap with pipeline.discover, and runs the Scrapy crawl stage (fetch + normalise,
+in its own process) over them. Prints pages/s and the outcome counts.
+
+    .venv/bin/python bench/bench_crawl.py [--pages 2000] [--concurrency 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shlex
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+from xml.sax.saxutils import escape
+
+from bench_extract import make_page
+
+from pipeline.crawl import CrawlPolicy, crawl
+from pipeline.discover import discover_source
+from pipeline.fetch import FetchPolicy
+from pipeline.settings import Source, load_settings
+
+
+class _Site(ThreadingHTTPServer):
+    daemon_threads = True
+    pages: dict[str, bytes]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Site
+
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path
+        body = self.server.pages.get(path)
+        if body is None:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        kind = "application/xml" if path.endswith(".xml") else "text/html; charset=utf-8"
+        if path == "/robots.txt":
+            kind = "text/plain"
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
+
+
+def _build_site(count: int, base: str) -> dict[str, bytes]:
+    rng = random.Random(7)
+    pages: dict[str, bytes] = {}
+    entries: list[str] = []
+    for index in range(count):
+        page = make_page(rng, index)
+        path = urlsplit(page.url).path
+        pages[path] = page.body
+        entries.append(
+            f"<url><loc>{escape(base + path)}</loc>"
+            f"<lastmod>{page.published.isoformat()}</lastmod></url>"
+        )
+    pages["/sitemap.xml"] = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n'
+        + "\n".join(entries)
+        + "\n</urlset>\n"
+    ).encode()
+    pages["/robots.txt"] = b"User-agent: *\nDisallow: /private/\n"
+    return pages
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark and print its table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args(argv)
+
+    server = _Site(("127.0.0.1", 0), _Handler)
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    server.pages = _build_site(args.pages, base)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings = load_settings({"NEWSRADAR_ALLOW_PRIVATE_NETWORKS": "1"})
+    source = Source(id="bench", name="Bench", sitemaps=(f"{base}/sitemap.xml",))
+    try:
+        started = time.monotonic()
+        found = discover_source(
+            source, policy=FetchPolicy(allow_private_networks=True), now=datetime.now(UTC)
+        )
+        discovered = time.monotonic() - started
+        policy = CrawlPolicy(
+            concurrency_per_domain=args.concurrency,
+            download_delay=0.0,
+            autothrottle_start_delay=0.01,
+            log_level="WARNING",
+        )
+        report = crawl(list(found.candidates.values()), settings=settings, policy=policy)
+    finally:
+        server.shutdown()
+    outcomes = Counter(o.outcome for o in report.outcomes.values())
+    fetched = len(report.outcomes)
+    print("command: " + shlex.join([sys.executable, *sys.argv]))
+    print(f"site: {args.pages} generated pages in 6 languages on loopback, sitemap discovery")
+    print(f"{'stage':<34}{'pages':>7}{'seconds':>10}{'pages/s':>10}")
+    print(f"{'discover (sitemap)':<34}{len(found.candidates):>7}{discovered:>10.2f}{'':>10}")
+    rate = fetched / report.elapsed
+    print(f"{'crawl: fetch + normalise':<34}{fetched:>7}{report.elapsed:>10.2f}{rate:>10.1f}")
+    print("outcomes: " + ", ".join(f"{k} {v}" for k, v in outcomes.most_common()))
+    peak = report.stats.get("memusage/max")
+    if isinstance(peak, int):
+        print(f"crawl process peak memory: {peak / 2**20:.0f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
