@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import smtplib
 import sys
@@ -10,8 +11,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pipeline.errors import ConfigError, NewsradarError
+from pipeline.mailer import SmtpConfig
 from pipeline.settings import Config, Settings, load_config, load_settings
 
 __all__ = ["Check", "doctor", "main"]
@@ -37,35 +40,60 @@ def _check_config(settings: Settings) -> tuple[Check, Config | None]:
     return Check("config", True, detail), config
 
 
+def _split_userinfo(url: str) -> tuple[str, str, str | None]:
+    """(URL without user:pass@, the URL with the password redacted, Basic credentials or None)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, url, None
+    # urllib would take "user:pass@host" for the host name; credentials go in a header instead.
+    netloc = parts.netloc.rpartition("@")[2]
+    bare = urlunsplit(parts._replace(netloc=netloc))
+    user = unquote(parts.username or "")
+    shown = urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+    pair = f"{user}:{unquote(parts.password or '')}"
+    return bare, shown, base64.b64encode(pair.encode("utf-8")).decode("ascii")
+
+
 def _check_elasticsearch(settings: Settings, timeout: float) -> Check:
-    request = urllib.request.Request(settings.es_url, headers={"Accept": "application/json"})
+    url, shown, basic = _split_userinfo(settings.es_url)
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})
     if settings.es_api_key is not None:
         request.add_header("Authorization", f"ApiKey {settings.es_api_key.get_secret_value()}")
+    elif basic is not None:
+        request.add_header("Authorization", f"Basic {basic}")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             product = response.headers.get("X-Elastic-Product", "")
             body = json.loads(response.read(1_000_000))
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        return Check("elasticsearch", False, f"{settings.es_url} unreachable: {reason}")
+        return Check("elasticsearch", False, f"{shown} unreachable: {reason}")
     version = str(body.get("version", {}).get("number", "?"))
     if product != "Elasticsearch":
-        return Check("elasticsearch", False, f"{settings.es_url} is not Elasticsearch")
+        return Check("elasticsearch", False, f"{shown} is not Elasticsearch")
     if not version.startswith(("8.", "9.")):
-        return Check("elasticsearch", False, f"{settings.es_url} runs {version}; 8.x or 9.x needed")
-    return Check("elasticsearch", True, f"{settings.es_url} Elasticsearch {version}")
+        return Check("elasticsearch", False, f"{shown} runs {version}; 8.x or 9.x needed")
+    return Check("elasticsearch", True, f"{shown} Elasticsearch {version}")
 
 
 def _check_smtp(settings: Settings, timeout: float) -> Check:
     where = f"{settings.smtp_host}:{settings.smtp_port}"
     try:
+        config = SmtpConfig.from_settings(settings)
+    except ConfigError as exc:
+        return Check("smtp", False, str(exc))
+    if config.unencrypted_remote:
+        note = "; mail goes out unencrypted (NEWSRADAR_SMTP_STARTTLS=false)"
+    else:
+        note = " (STARTTLS)" if config.starttls else ""
+    try:
         with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=timeout) as smtp:
             code, _ = smtp.noop()
     except (OSError, smtplib.SMTPException) as exc:
-        return Check("smtp", False, f"{where} unreachable: {exc}")
+        return Check("smtp", False, f"{where} unreachable: {exc}{note}")
     if code != 250:
-        return Check("smtp", False, f"{where} answered NOOP with {code}")
-    return Check("smtp", True, f"{where} answers")
+        return Check("smtp", False, f"{where} answered NOOP with {code}{note}")
+    return Check("smtp", True, f"{where} answers{note}")
 
 
 def doctor(settings: Settings, *, timeout: float = 3.0) -> list[Check]:

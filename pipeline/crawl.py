@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import json
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from typing import Any
 from pipeline.dedup import Fingerprint
 from pipeline.discover import Candidate
 from pipeline.errors import ConfigError, TransientError
+from pipeline.fetch import AddressRule
 from pipeline.settings import Settings
 
 __all__ = [
@@ -62,11 +62,8 @@ class CrawlPolicy:
     scrapy_settings: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for cidr in self.allowed_networks:
-            try:
-                ipaddress.ip_network(cidr, strict=False)
-            except ValueError as exc:
-                raise ConfigError("crawl policy", "allowed_networks", str(exc)) from None
+        # Parsed only to check: a bad CIDR is a ConfigError here, not in the crawl process.
+        AddressRule.parse(False, self.allowed_networks, where="crawl policy")
 
 
 @dataclass(frozen=True)
@@ -74,12 +71,14 @@ class CrawlOutcome:
     """What became of one requested URL. ``url`` is the candidate's canonical URL.
 
     ``outcome`` is ``normalised`` (an article; its fields are set) or why not: ``no_text``,
-    ``not_html``, ``robots``, ``robots_deferred``, ``http_4xx``, ``http_5xx``, ``http_429``,
+    ``not_html``, ``extract_failed``, ``robots``, ``robots_deferred``, ``http_4xx``,
+    ``http_5xx``, ``http_429``, ``http_other`` (a status no other name covers),
     ``bad_redirect``, ``redirect_loop``, ``too_many_redirects``, ``oversize``, ``decode``,
     ``blocked_address``, ``blocked_scheme``, ``bad_url``, ``dns``, ``timeout``, ``connect``,
-    ``protocol``, ``tls``, ``duplicate_url`` (the dupe filter dropped it: a second spelling of,
-    or a redirect to, a URL already requested in this crawl), ``dropped`` (an item pipeline
-    dropped it), ``error`` (a component failed on it; the crawl fails too).
+    ``protocol``, ``tls``, ``ignored`` (a request refused without a named reason),
+    ``duplicate_url`` (the dupe filter dropped it: a second spelling of, or a redirect to, a
+    URL already requested in this crawl), ``dropped`` (an item pipeline dropped it), ``error``
+    (a component failed on it; the crawl fails too).
     """
 
     url: str
@@ -186,12 +185,7 @@ class CrawlFailed(CrawlError):
 
 
 class CrawlIncomplete(CrawlError):
-    """Some requested URLs ended with no outcome (scrapy #1225: dropped without a word)."""
-
-    @property
-    def missing(self) -> tuple[str, ...]:
-        """The URLs without an outcome."""
-        return self.report.missing
+    """Some requested URLs (``report.missing``) ended with no outcome (scrapy #1225)."""
 
 
 # --------------------------------------------------------------------------- the job files
@@ -241,7 +235,14 @@ class JobFiles:
 
 
 def write_job(job: CrawlJob, files: JobFiles) -> None:
-    """Write the job for ``python -m spiders.run``: a JSON header and JSON-lines candidates."""
+    """Write the job for ``python -m spiders.run``: a JSON header and JSON-lines candidates.
+
+    A previous job's outcomes and summary in the directory are removed first.
+    """
+    # Else a reused directory reports the last run: a crawl process that dies before writing
+    # its own outcomes and summary leaves the old ones to be read as this run's.
+    for stale in (files.outcomes, files.summary):
+        stale.unlink(missing_ok=True)
     header = {
         "allow_private_networks": job.allow_private_networks,
         "contact_url": job.contact_url,

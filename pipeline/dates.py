@@ -13,7 +13,7 @@ from typing import Literal
 import dateparser
 import dateutil.parser
 
-__all__ = ["EARLIEST", "MAX_SKEW", "ParsedDate", "RejectReason", "parse_date"]
+__all__ = ["EARLIEST", "MAX_SKEW", "ParsedDate", "RejectReason", "as_utc", "parse_date"]
 
 EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
 """Nothing the pipeline ingests was published before this; older values are template junk."""
@@ -120,8 +120,13 @@ def parse_date(
     text = " ".join(raw.split())
     if not text:
         return None
-    now = _as_utc(now)[0]
-    parsed = _parse(text, now, max_skew, dayfirst, languages)
+    now = as_utc(now)
+    try:
+        parsed = _parse(text, now, max_skew, dayfirst, languages)
+    except OverflowError:
+        # A valid local time whose offset moves it past year 1 or 9999 in UTC
+        # ("0001-01-01T00:00:00+05:00"): no real date, and astimezone cannot represent it.
+        parsed = None
     if parsed is None:
         return ParsedDate(raw=raw, value=None, rejected="unparseable")
     value, method, assumed = parsed
@@ -131,11 +136,21 @@ def parse_date(
     return ParsedDate(raw=raw, value=value, method=method, assumed_utc=assumed)
 
 
+def as_utc(value: datetime) -> datetime:
+    """The same instant as an aware UTC datetime; a naive value is taken to be UTC already.
+
+    Raises OverflowError when the offset carries the instant past year 1 or 9999.
+    """
+    # utcoffset(), not tzinfo: a tzinfo that answers None is naive too, and astimezone
+    # would read such a value as the machine's local time.
+    if value.utcoffset() is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
 def _as_utc(value: datetime) -> tuple[datetime, bool]:
-    """Aware UTC datetime, and whether UTC had to be assumed for a naive one."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        return value.replace(tzinfo=UTC), True
-    return value.astimezone(UTC), False
+    """``as_utc``, and whether UTC had to be assumed because the value named no offset."""
+    return as_utc(value), value.utcoffset() is None
 
 
 def _implausible(value: datetime, now: datetime, max_skew: timedelta) -> RejectReason | None:

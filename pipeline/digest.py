@@ -8,13 +8,14 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime
-from urllib.parse import urlsplit
 
+from pipeline.dates import as_utc
 from pipeline.errors import PermanentError
+from pipeline.urls import absolute_http
 
 __all__ = ["Digest", "DigestError", "DigestItem", "digest_message_id", "render_digest"]
 
@@ -79,7 +80,7 @@ def digest_message_id(
     # Item order is not part of the identity: the same stories fetched in another order are the
     # same digest. NUL cannot occur in ids or addresses, so the join is unambiguous.
     key = "\0".join(
-        [rule_id, recipient.lower(), _utc(window_start).isoformat(), *sorted(set(item_ids))]
+        [rule_id, recipient.lower(), as_utc(window_start).isoformat(), *sorted(set(item_ids))]
     )
     # 128 bits is ample, and a short id keeps the header on one line for usual domains.
     digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
@@ -119,7 +120,7 @@ def render_digest(
     message["From"] = sender
     message["To"] = ", ".join(recipients)
     # The window end, not the clock: a re-rendered digest is byte-for-byte the same message.
-    message["Date"] = format_datetime(_utc(digest.window_end))
+    message["Date"] = format_datetime(as_utc(digest.window_end))
     message["Message-ID"] = message_id
     # RFC 3834: tells vacation responders and ticket systems not to answer.
     message["Auto-Submitted"] = "auto-generated"
@@ -233,29 +234,16 @@ def _one_line(text: str) -> str:
 
 
 def _when(moment: datetime) -> str:
-    return _utc(moment).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _utc(moment: datetime) -> datetime:
-    # Naive datetimes are taken as UTC, the pipeline's storage convention.
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    return as_utc(moment).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _safe_url(url: str) -> str:
     """The URL if it is a plain http(s) link, else "" (javascript:, data:, file: are dropped)."""
     url = url.strip()
-    if not url or any(unicodedata.category(ch) in _LINE_BREAKERS or ch.isspace() for ch in url):
+    if any(unicodedata.category(ch) in _LINE_BREAKERS or ch.isspace() for ch in url):
         return ""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-    except ValueError:  # urlsplit's own signal for a malformed netloc (e.g. a bad IPv6 literal)
-        return ""
-    if parts.scheme.lower() not in ("http", "https") or not host:
-        return ""
-    return url
+    # No base: a relative link cannot be resolved here, so it is dropped too.
+    return absolute_http(url, "") or ""
 
 
 def _term_pattern(terms: Sequence[str]) -> re.Pattern[str] | None:

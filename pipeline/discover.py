@@ -18,6 +18,9 @@ __all__ = ["Candidate", "Discovery", "SourceProblem", "discover_source"]
 Via = Literal["feed", "sitemap", "section"]
 # Sitemap indexes may nest; deeper than this is a loop or a trap, not a news site.
 _MAX_SITEMAP_DEPTH = 3
+# Sitemap fetches per source. Depth alone does not bound them: an index of 20 indexes of
+# 20 is 421 fetches. A news site's recent articles sit in a handful of sitemaps.
+_MAX_SITEMAPS = 50
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class Discovery:
     candidates: dict[str, Candidate] = field(default_factory=dict)
     problems: list[SourceProblem] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
+    sitemaps_seen: set[str] = field(default_factory=set)  # the sitemap URLs requested
 
     def add(self, candidate: Candidate) -> None:
         """Keep the first sighting of a canonical URL; count later ones as seen."""
@@ -57,6 +61,12 @@ class Discovery:
             self.skipped["seen"] += 1
         else:
             self.candidates[candidate.url] = candidate
+
+    def skip_sitemap(self, url: str, reason: str, detail: str) -> None:
+        """Count a sitemap not fetched; the first one per reason is also a warning."""
+        self.skipped[reason] += 1
+        if self.skipped[reason] == 1:  # one warning says it; thousands would bury the rest
+            self.problems.append(SourceProblem(url, "warning", reason, detail))
 
 
 def discover_source(source: Source, *, policy: FetchPolicy, now: datetime) -> Discovery:
@@ -104,6 +114,13 @@ def _from_feed(found: Discovery, url: str, policy: FetchPolicy, now: datetime) -
 def _from_sitemap(
     found: Discovery, url: str, policy: FetchPolicy, now: datetime, *, depth: int
 ) -> None:
+    if url in found.sitemaps_seen:
+        found.skip_sitemap(url, "sitemap_loop", "listed again, by itself or another index")
+        return
+    if len(found.sitemaps_seen) >= _MAX_SITEMAPS:
+        found.skip_sitemap(url, "sitemap_budget", f"{_MAX_SITEMAPS} sitemaps fetched already")
+        return
+    found.sitemaps_seen.add(url)
     result = _get(found, url, policy)
     if result is None:
         return

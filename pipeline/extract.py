@@ -8,9 +8,8 @@ import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
-from urllib.parse import urljoin, urlsplit
 
 import charset_normalizer
 import ftfy
@@ -19,9 +18,9 @@ import w3lib.encoding
 from lxml import etree
 from trafilatura.settings import Document
 
-from pipeline.dates import EARLIEST, MAX_SKEW, ParsedDate, parse_date
+from pipeline.dates import EARLIEST, MAX_SKEW, ParsedDate, as_utc, parse_date
 from pipeline.errors import ExtractionError
-from pipeline.urls import choose_canonical
+from pipeline.urls import absolute_http, choose_canonical
 
 __all__ = [
     "DecodedPage",
@@ -77,9 +76,12 @@ _SNIFF_BYTES = 65536  # charset-normalizer is linear in its input; a sample deci
 
 def _codec_name(label: str) -> str | None:
     try:
-        return codecs.lookup(label).name
+        codec = codecs.lookup(label)
     except LookupError:
         return None
+    # "hex", "base64", "rot13", "uu" are codecs too, but bytes-to-bytes or str-to-str ones:
+    # bytes.decode refuses them with LookupError. A page declaring one declares nothing.
+    return codec.name if codec._is_text_encoding else None
 
 
 def _is_utf8_with_non_ascii(body: bytes) -> bool:
@@ -93,7 +95,7 @@ def _is_utf8_with_non_ascii(body: bytes) -> bool:
 
 
 def _decode_bytes(body: bytes, content_type: str | None) -> tuple[str, str]:
-    """Decode by BOM, then HTTP charset, then <meta>, then sniffing; never raises."""
+    """Decode by BOM, then HTTP charset, then <meta>, then sniffing; bad bytes become U+FFFD."""
     bom_encoding, bom = w3lib.encoding.read_bom(body)
     if bom_encoding is not None and bom is not None:
         return body[len(bom) :].decode(bom_encoding, "replace"), bom_encoding
@@ -222,14 +224,21 @@ _ARTICLE_TYPES = frozenset(
 )
 
 
-def _ld_objects(data: Any) -> Iterator[dict[str, Any]]:
+# JSON-LD nests a few levels (a @graph in a list, an author in a list); deeper values are
+# junk, and walking them recursively would exhaust the stack (RecursionError).
+_LD_MAX_DEPTH = 8
+
+
+def _ld_objects(data: Any, depth: int = 0) -> Iterator[dict[str, Any]]:
+    if depth > _LD_MAX_DEPTH:
+        return
     if isinstance(data, list):
         for item in data:
-            yield from _ld_objects(item)
+            yield from _ld_objects(item, depth + 1)
     elif isinstance(data, dict):
         yield data
         if "@graph" in data:
-            yield from _ld_objects(data["@graph"])
+            yield from _ld_objects(data["@graph"], depth + 1)
 
 
 def _ld_is_article(obj: dict[str, Any]) -> bool:
@@ -238,20 +247,24 @@ def _ld_is_article(obj: dict[str, Any]) -> bool:
     return any(isinstance(k, str) and k.lower() in _ARTICLE_TYPES for k in names)
 
 
-def _ld_names(value: Any) -> list[str]:
+def _ld_names(value: Any, depth: int = 0) -> list[str]:
+    if depth > _LD_MAX_DEPTH:
+        return []
     if isinstance(value, str):
         return [value]
     if isinstance(value, dict):
-        return _ld_names(value.get("name"))
+        return _ld_names(value.get("name"), depth + 1)
     if isinstance(value, list):
-        return [name for item in value for name in _ld_names(item)]
+        return [name for item in value for name in _ld_names(item, depth + 1)]
     return []
 
 
 def _read_json_ld(script_text: str, head: _Head) -> None:
     try:
         data = json.loads(script_text)
-    except ValueError:  # broken JSON-LD is common and harmless: the meta tags remain
+    # Broken JSON-LD is common and harmless: the meta tags remain. json.loads raises
+    # RecursionError, not ValueError, on nesting deeper than the interpreter's stack.
+    except (ValueError, RecursionError):
         return
     for obj in _ld_objects(data):
         if obj.get("@type") == "WebSite" and isinstance(obj.get("name"), str):
@@ -355,21 +368,6 @@ def _clean(value: str | None) -> str | None:
     return text or None
 
 
-def _join(base: str, value: str | None) -> str | None:
-    """Resolve a link from the page; None when blank or malformed (urljoin raises on "[")."""
-    if not value or not value.strip():
-        return None
-    try:
-        return urljoin(base, value.strip())
-    except ValueError:
-        return None
-
-
-def _http_url(value: str | None, base: str) -> str | None:
-    absolute = _join(base, value)
-    return absolute if absolute and urlsplit(absolute).scheme in ("http", "https") else None
-
-
 def _split_authors(values: list[str | None]) -> tuple[str, ...]:
     names: dict[str, str] = {}  # casefolded -> first spelling seen
     for value in values:
@@ -389,10 +387,6 @@ def _fallback_title(text: str) -> str:
 
 
 # --- extraction ---------------------------------------------------------------------------
-
-
-def _as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _first_plausible(
@@ -467,9 +461,10 @@ def extract_article(
     Reasons: ``not_html``, ``no_text`` (fewer than ``min_chars`` characters of main text),
     ``extract_failed``. Trafilatura's metadata pass runs only when the feed did not give both
     a title and a plausible date; canonical URL, language and meta tags are always read.
-    An unusable ``url`` raises ``pipeline.urls.UnsupportedURL``.
+    An unusable ``url`` raises ``pipeline.urls.UnsupportedURL``. Both are PermanentErrors;
+    anything else is a bug.
     """
-    fetched_at = _as_utc(fetched_at)
+    fetched_at = as_utc(fetched_at)
     if not body.strip():
         raise ExtractionError(url, "no_text", "empty body")
     _reject_non_html_bytes(body, url, content_type)
@@ -480,8 +475,8 @@ def extract_article(
         raise ExtractionError(url, "not_html", "unparseable markup")
 
     head = _read_head(tree)
-    base = _join(url, head.base) or url
-    declared = [_join(base, value) for value in (head.canonical, head.meta.get("og:url"))]
+    base = absolute_http(head.base or "", url) or url
+    declared = [absolute_http(v or "", base) for v in (head.canonical, head.meta.get("og:url"))]
     canonical_url = choose_canonical(url, declared)
 
     rejected: list[ParsedDate] = []
@@ -545,7 +540,7 @@ def extract_article(
             _first_meta(head, "og:site_name", "application-name")
             or next(iter(head.ld_site_names), None)
         ),
-        lead_image=_http_url(image or document.image, base),
+        lead_image=absolute_http(image or document.image or "", base),
         language_hint=language_hint,
         encoding=page.encoding,
         mojibake_repaired=page.mojibake_repaired,

@@ -395,13 +395,6 @@ class FeedState:
     reason: str | None = None
 
 
-def is_unchanged(state: FeedState, result: FetchResult) -> bool:
-    """True for a 304, or for a 200 whose body is byte-identical to the last one."""
-    return result.not_modified or (
-        state.body_hash is not None and state.body_hash == body_hash(result.body)
-    )
-
-
 @dataclass(frozen=True)
 class PollOutcome:
     """What one poll produced; build it with ``from_result`` or ``from_error``."""
@@ -447,6 +440,14 @@ class PollOutcome:
         )
 
 
+def is_unchanged(state: FeedState, poll: FetchResult | PollOutcome) -> bool:
+    """True for a 304, or for a 200 whose body is byte-identical to the last one."""
+    if poll.not_modified:
+        return True
+    digest = poll.body_hash if isinstance(poll, PollOutcome) else body_hash(poll.body)
+    return state.body_hash is not None and state.body_hash == digest
+
+
 @dataclass(frozen=True)
 class PollBounds:
     """How fast and how slow a feed may be polled."""
@@ -463,6 +464,9 @@ class PollBounds:
         return max(self.min_interval, min(self.max_interval, interval))
 
 
+_MAX_BACKOFF_EXPONENT = 20  # 2**20 x max_interval still fits in a timedelta
+
+
 def next_poll(
     state: FeedState, outcome: PollOutcome, now: datetime, bounds: PollBounds | None = None
 ) -> FeedState:
@@ -471,7 +475,9 @@ def next_poll(
     interval = bounds.clamp(state.interval or bounds.initial)
     if outcome.failure is not None:
         failures = state.consecutive_failures + 1
-        delay = bounds.clamp(interval * 2**failures)
+        # Cap the exponent: interval * 2**failures overflows timedelta after ~35 failures,
+        # and 2**20 x min_interval is far past any max_interval, so the cap changes nothing else.
+        delay = bounds.clamp(interval * 2 ** min(failures, _MAX_BACKOFF_EXPONENT))
         if outcome.retry_after is not None:
             delay = bounds.clamp(max(delay, timedelta(seconds=outcome.retry_after)))
         escalate = outcome.permanent or failures >= bounds.error_after
@@ -485,9 +491,7 @@ def next_poll(
             health="error" if escalate else "warning",
             reason=outcome.failure,
         )
-    unchanged = outcome.not_modified or (
-        outcome.body_hash is not None and outcome.body_hash == state.body_hash
-    )
+    unchanged = is_unchanged(state, outcome)
     state = replace(
         state,
         etag=outcome.etag or state.etag,

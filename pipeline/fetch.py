@@ -7,7 +7,8 @@ import ipaddress
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from importlib.metadata import PackageNotFoundError
@@ -29,13 +30,14 @@ from urllib3.exceptions import (
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.response import BaseHTTPResponse
 
-from pipeline.errors import PermanentError, TransientError
+from pipeline.errors import ConfigError, PermanentError, TransientError
 
 if TYPE_CHECKING:  # urllib3 defines these protocols for type checkers only
     from urllib3._base_connection import BaseHTTPConnection, BaseHTTPSConnection
 
 __all__ = [
     "DEFAULT_CONTACT_URL",
+    "AddressRule",
     "FetchBlocked",
     "FetchFailed",
     "FetchPolicy",
@@ -44,6 +46,7 @@ __all__ = [
     "fetch",
     "is_public_address",
     "parse_retry_after",
+    "status_reason",
     "user_agent",
 ]
 
@@ -79,7 +82,7 @@ class FetchFailed(PermanentError):
     """A fetch that a retry will not fix; ``reason`` becomes the URL's recorded outcome.
 
     Reasons: ``bad_url``, ``oversize``, ``redirect_loop``, ``too_many_redirects``,
-    ``bad_redirect``, ``tls``, ``decode``, ``http_4xx`` (``status`` kept).
+    ``bad_redirect``, ``tls``, ``decode``, ``http_4xx`` and ``http_other`` (``status`` kept).
     """
 
     def __init__(self, url: str, reason: str, detail: str = "", status: int | None = None) -> None:
@@ -144,6 +147,14 @@ class FetchPolicy:
     # Narrower than allow_private_networks: CIDRs (e.g. "127.0.0.1/32") exempt from the rule.
     allowed_networks: tuple[str, ...] = ()
     ca_certs: str | None = None  # a CA bundle path; None uses the system store
+    address_rule: AddressRule = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Parsed once, here: a bad CIDR is a configuration error, not a failure of some fetch.
+        rule = AddressRule.parse(
+            self.allow_private_networks, self.allowed_networks, where="fetch policy"
+        )
+        object.__setattr__(self, "address_rule", rule)
 
 
 @dataclass(frozen=True)
@@ -195,6 +206,53 @@ def is_public_address(address: str) -> bool:
         or ip.is_reserved
         or ip.is_unspecified
     )
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class AddressRule:
+    """The SSRF rule: public addresses only, unless private networks (or some CIDRs) are let in.
+
+    The one rule for pipeline.fetch and for the crawl's resolver and SSRF middleware.
+    """
+
+    allow_private_networks: bool = False
+    allowed_networks: tuple[Network, ...] = ()
+
+    @classmethod
+    def parse(
+        cls, allow_private_networks: bool, cidrs: Iterable[str], *, where: str
+    ) -> AddressRule:
+        """The rule for CIDR strings; a ConfigError (from ``where``) names a bad one."""
+        networks: list[Network] = []
+        for cidr in cidrs:
+            try:
+                networks.append(ipaddress.ip_network(cidr, strict=False))
+            except ValueError as exc:
+                raise ConfigError(where, "allowed_networks", f"{cidr!r}: {exc}") from None
+        return cls(allow_private_networks, tuple(networks))
+
+    def allows(self, address: str) -> bool:
+        """True if a connection to this IP address may be made."""
+        if self.allow_private_networks or is_public_address(address):
+            return True
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        return any(ip in network for network in self.allowed_networks)
+
+
+def status_reason(status: int) -> str:
+    """The outcome for a final response that is neither a 2xx nor a 304."""
+    if status == 429:
+        return "http_429"
+    if status >= 500:
+        return "http_5xx"
+    if status >= 400:
+        return "http_4xx"
+    if 300 <= status < 400:
+        return "bad_redirect"  # a redirect that was not followed: no or unusable Location
+    return "http_other"
 
 
 def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
@@ -356,14 +414,11 @@ def _resolve(target: _Target, policy: FetchPolicy) -> list[str]:
             addresses.append(address)
     if not addresses:
         raise FetchUnavailable(target.url, "dns", "no address")
-    if not policy.allow_private_networks:
-        exempt = [ipaddress.ip_network(cidr, strict=False) for cidr in policy.allowed_networks]
-        # One refused answer refuses the host: a name that mixes public and private answers
-        # is an attack, not a configuration.
-        for address in addresses:
-            ip = ipaddress.ip_address(address.split("%", 1)[0])
-            if not is_public_address(address) and not any(ip in net for net in exempt):
-                raise FetchBlocked(target.url, "blocked_address", address)
+    # One refused answer refuses the host: a name that mixes public and private answers
+    # is an attack, not a configuration.
+    for address in addresses:
+        if not policy.address_rule.allows(address):
+            raise FetchBlocked(target.url, "blocked_address", address)
     return addresses
 
 
@@ -449,13 +504,13 @@ def _read_body(
 
 def _status_error(url: str, resp: BaseHTTPResponse) -> FetchFailed | FetchUnavailable:
     status = resp.status
-    if status == 429 or status >= 500:
+    reason = status_reason(status)
+    if reason in ("http_429", "http_5xx"):
         wait = parse_retry_after(resp.headers.get("retry-after"), now=datetime.now(UTC))
-        reason = "http_429" if status == 429 else "http_5xx"
         return FetchUnavailable(url, reason, resp.reason or "", status, wait)
-    if 400 <= status < 500:
-        return FetchFailed(url, "http_4xx", resp.reason or "", status)
-    return FetchFailed(url, "bad_redirect", "redirect without a Location", status)
+    if reason == "bad_redirect":
+        return FetchFailed(url, reason, "redirect without a Location", status)
+    return FetchFailed(url, reason, resp.reason or "", status)
 
 
 def _translate(

@@ -8,9 +8,13 @@ Resend policy -- a digest goes out at most once unless an operator says otherwis
   outstanding, so a recipient who already has the mail never gets it twice. Still failing after
   the last attempt: ``failed_transient``, and the outbox record returns to ``pending`` with a
   ``next_attempt`` time.
+* Some recipients have the mail, others are still deferred (4xx, no reply) after the last
+  attempt: the outcome is ``sent``, but the outbox record returns to ``pending`` with those
+  addresses in ``pending_recipients`` and a ``next_attempt`` time; later runs send the same
+  message (same Message-ID) to them only, until they have it or the runs run out.
 * A 5xx reply: ``failed_permanent`` at once, recorded with the code; the record goes to
-  ``failed``. Recipients refused one by one are recorded in ``refused`` and the rest still get
-  the mail.
+  ``failed``. Recipients refused one by one (5xx, or a non-ASCII address, which we cannot send
+  without SMTPUTF8) are recorded in ``refused`` and the rest still get the mail.
 * The connection drops, or no reply arrives in time, AFTER the final "." of DATA: the server may
   already have queued the message, so a retry could deliver it twice. The outcome is
   ``unknown``, ``deliver`` does not retry, and the record stays ``unknown`` until an operator
@@ -18,9 +22,10 @@ Resend policy -- a digest goes out at most once unless an operator says otherwis
   recognise the duplicate. A record left in ``sending`` by a worker that died is ``unknown`` too
   (``Interrupted``), never re-sent on its own.
 
-TLS is verified (``ssl.create_default_context``, optionally with a CA file); a server that does
-not offer STARTTLS when it is configured is a permanent failure, never a plaintext send. The
-password is only handed to ``smtplib.login``: it is kept out of reprs, logs and details.
+TLS is verified (``ssl.create_default_context``, optionally with a CA file) and on by default
+for any host but loopback; a server that does not offer STARTTLS when it is on is a permanent
+failure, never a plaintext send. The password is only handed to ``smtplib.login``: it is kept
+out of reprs, logs and details.
 """
 
 from __future__ import annotations
@@ -107,24 +112,33 @@ class SmtpConfig:
             raise ConfigError("smtp", "timeout", "SMTP timeouts must be positive")
         if (self.user is None) != (self.password is None):
             raise ConfigError("smtp", "user/password", "set both SMTP user and password, or none")
-        if self.user is not None and not self.starttls and not _is_loopback(self.host):
+        if self.user is not None and self.unencrypted_remote:
             # smtplib would send AUTH in clear text over the network; refuse rather than leak.
             raise ConfigError(
                 "smtp", "NEWSRADAR_SMTP_STARTTLS", "SMTP login to a remote host needs STARTTLS"
             )
 
+    @property
+    def unencrypted_remote(self) -> bool:
+        """True when mail goes to a host off this machine without STARTTLS."""
+        return not self.starttls and not _is_loopback(self.host)
+
     @classmethod
     def from_settings(
         cls, settings: Settings, *, ca_file: Path | None = None, timeout: float = 30.0
     ) -> SmtpConfig:
-        """The SMTP part of the process settings."""
+        """The SMTP part of the process settings; unset STARTTLS means "unless loopback"."""
+        starttls = settings.smtp_starttls
+        if starttls is None:
+            # Verified TLS by default; only the loopback sink (demo, tests) is spoken to plainly.
+            starttls = not _is_loopback(settings.smtp_host)
         return cls(
             host=settings.smtp_host,
             port=settings.smtp_port,
             sender=settings.smtp_from,
             user=settings.smtp_user,
             password=settings.smtp_password,
-            starttls=settings.smtp_starttls,
+            starttls=starttls,
             ca_file=ca_file,
             timeout=timeout,
         )
@@ -290,7 +304,13 @@ def _session(
         stage = "RCPT TO"
         accepted: list[str] = []
         for address in recipients:
-            code, reply = smtp.rcpt(address)
+            try:
+                code, reply = smtp.rcpt(address)
+            except UnicodeEncodeError:
+                # smtplib sends commands as ASCII (no SMTPUTF8): this address cannot be sent
+                # to, but nothing reached the wire, so the session goes on for the others.
+                session.refused[address] = (553, "address is not ASCII (SMTPUTF8 not supported)")
+                continue
             if code in (250, 251):
                 accepted.append(address)
                 continue
@@ -313,6 +333,10 @@ def _session(
         if smtp.sock is not None:
             smtp.sock.settimeout(config.data_timeout)
         code, reply = smtp.getreply()
+        if smtp.sock is not None:
+            # Back to the command timeout, or a server that never answers QUIT holds us for
+            # the whole DATA allowance.
+            smtp.sock.settimeout(config.timeout)
         if code != 250:
             session.failure = _reply_failure(stage, code, reply, secrets)
             return session
@@ -487,7 +511,12 @@ class OutboxState(StrEnum):
 
 @dataclass(frozen=True)
 class OutboxRecord:
-    """The delivery state of one outbox entry; ``runs`` counts claims since the last resend."""
+    """The delivery state of one outbox entry; ``runs`` counts claims since the last resend.
+
+    ``pending_recipients`` is empty until a run reaches some recipients and not others; then it
+    names those still owed the message, and the next run passes them as ``deliver``'s
+    ``recipients`` instead of the whole list.
+    """
 
     state: OutboxState = OutboxState.PENDING
     runs: int = 0
@@ -496,6 +525,7 @@ class OutboxRecord:
     message_id: str = ""
     refused: dict[str, tuple[int, str]] = field(default_factory=dict)
     updated: datetime | None = None
+    pending_recipients: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -567,19 +597,29 @@ def outbox_transition(record: OutboxRecord, event: OutboxEvent) -> OutboxRecord:
 
 
 def _after_attempt(record: OutboxRecord, result: DeliveryResult, at: datetime) -> OutboxRecord:
+    # A run sent to pending_recipients only: the others' verdicts from earlier runs still hold.
+    earlier = {
+        address: reply
+        for address, reply in record.refused.items()
+        if record.pending_recipients and address not in record.pending_recipients
+    }
     done = replace(
         record,
         message_id=result.message_id or record.message_id,
-        refused=dict(result.refused),
+        refused=earlier | result.refused,
         next_attempt=None,
         updated=at,
     )
-    if result.outcome is Outcome.SENT:
-        return replace(done, state=OutboxState.SENT, reason=result.detail)
+    if result.outcome is Outcome.SENT and not result.deferred:
+        return replace(done, state=OutboxState.SENT, reason=result.detail, pending_recipients=())
     if result.outcome is Outcome.UNKNOWN:
         return replace(done, state=OutboxState.UNKNOWN, reason=result.detail)
     if result.outcome is Outcome.FAILED_PERMANENT:
         return replace(done, state=OutboxState.FAILED, reason=result.detail)
+    if result.outcome is Outcome.SENT:
+        # Some recipients have it; the deferred ones must still get the alert, so for them
+        # alone this is a transient failure, retried like one below.
+        done = replace(done, pending_recipients=result.deferred)
     if record.runs >= OUTBOX_MAX_RUNS:
         reason = f"still failing after {record.runs} runs: {result.detail}"
         return replace(done, state=OutboxState.FAILED, reason=reason)

@@ -35,7 +35,10 @@ def normalise_page(
     feed_published: str | None = None,
     dedup: DedupConfig = DEFAULT_CONFIG,
 ) -> NormalisedArticle:
-    """Normalise one fetched page; raises ExtractionError with the reason when it has no article."""
+    """Normalise one fetched page, or raise a PermanentError saying why it yields no article.
+
+    That is ExtractionError with the reason, or UnsupportedURL when the page's URL is unusable.
+    """
     article = extract_article(
         result.body,
         result.url,

@@ -72,7 +72,9 @@ class Settings(BaseSettings):
     smtp_port: int = Field(default=8025, ge=1, le=65535)
     smtp_user: str | None = None
     smtp_password: SecretStr | None = None
-    smtp_starttls: bool = False
+    # None is "auto": STARTTLS to any host but loopback (the demo's mail sink has no TLS); an
+    # explicit false to a remote host is an opt-out that doctor reports.
+    smtp_starttls: bool | None = None
     smtp_from: Email = "newsradar@localhost.localdomain"
     allow_private_networks: bool = False
     contact_url: HttpUrl = "https://example.org/newsradar-contact"

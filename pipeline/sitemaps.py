@@ -8,12 +8,13 @@ import re
 import zlib
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 from lxml import etree, html
 
 from pipeline.dates import parse_date
 from pipeline.errors import UrlFailure
+from pipeline.urls import absolute_http
 
 __all__ = [
     "Sitemap",
@@ -97,14 +98,6 @@ def _text(node: etree._Element, path: str) -> str | None:
     return found.text.strip() or None
 
 
-def _http(url: str, base: str) -> str | None:
-    absolute = urljoin(base, url.strip())
-    parts = urlsplit(absolute)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return None
-    return absolute
-
-
 def parse_sitemap(body: bytes, *, url: str, now: datetime) -> Sitemap:
     """Parse a sitemap, sitemap index or news sitemap (gzip or plain) without expanding entities."""
     data = _inflate(body, url)
@@ -123,7 +116,7 @@ def parse_sitemap(body: bytes, *, url: str, now: datetime) -> Sitemap:
     if tag == "sitemapindex":
         for node in root.iter(f"{{{_SM_NS}}}sitemap", "sitemap"):
             loc = _text(node, f"{{{_SM_NS}}}loc") or _text(node, "loc")
-            target = _http(loc, url) if loc else None
+            target = absolute_http(loc, url) if loc else None
             if target is None:
                 skipped += 1
             else:
@@ -142,7 +135,7 @@ def parse_sitemap(body: bytes, *, url: str, now: datetime) -> Sitemap:
 
 def _entry(node: etree._Element, base: str, now: datetime) -> SitemapEntry | None:
     loc = _text(node, f"{{{_SM_NS}}}loc") or _text(node, "loc")
-    target = _http(loc, base) if loc else None
+    target = absolute_http(loc, base) if loc else None
     if target is None:
         return None
     lastmod = parse_date(_text(node, f"{{{_SM_NS}}}lastmod"), now=now)
@@ -167,7 +160,7 @@ def sitemaps_from_robots(robots_txt: str, *, robots_url: str) -> list[str]:
     for line in robots_txt.splitlines():
         key, _, value = line.partition(":")
         if key.strip().lower() == "sitemap" and value.strip():
-            target = _http(value.strip(), robots_url)
+            target = absolute_http(value.strip(), robots_url)
             if target is not None and target not in found:
                 found.append(target)
     return found
@@ -185,7 +178,7 @@ def article_links(body: bytes, *, page_url: str) -> list[str]:
         href = anchor.get("href")
         if not href:
             continue
-        target = _http(href, page_url)
+        target = absolute_http(href, page_url)
         if target is None:
             continue
         parts = urlsplit(target)

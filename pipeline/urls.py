@@ -14,6 +14,7 @@ from pipeline.errors import PermanentError
 
 __all__ = [
     "UnsupportedURL",
+    "absolute_http",
     "amp_to_canonical",
     "canonicalize_url",
     "choose_canonical",
@@ -222,13 +223,35 @@ def amp_to_canonical(url: str) -> str:
     host = parts.hostname or ""
     inner = _unwrap_amp_cache(parts, host)
     if inner is not None:
-        canonical = canonicalize_url(inner)
-        parts = urlsplit(canonical)
-        host = parts.hostname or ""
+        try:
+            canonical = canonicalize_url(inner)
+        except UnsupportedURL:
+            # Nothing usable inside ("https://www.google.com/amp/" has no host after the
+            # prefix): the outer URL is the best spelling there is.
+            pass
+        else:
+            parts = urlsplit(canonical)
+            host = parts.hostname or ""
     netloc = parts.netloc.replace(host, _strip_amp_host(host, canonical), 1)
     path = _strip_amp_path(parts.path)
     query = _strip_amp_query(parts.query) if parts.query else ""
     return canonicalize_url(urlunsplit((parts.scheme, netloc, path, query, "")))
+
+
+def absolute_http(link: str, base: str) -> str | None:
+    """``link`` resolved against ``base`` if that is an http(s) URL with a host, else None."""
+    text = link.strip()
+    if not text:
+        return None
+    try:
+        absolute = urljoin(base, text)
+        parts = urlsplit(absolute)
+        _ = parts.port  # raises on a non-numeric or out-of-range port
+    except ValueError:  # urljoin and urlsplit raise it on a bad IPv6 literal ("http://[x")
+        return None
+    if parts.scheme not in _SCHEMES or not parts.hostname:  # urlsplit lower-cases the scheme
+        return None
+    return absolute
 
 
 def registered_site(url: str) -> str:

@@ -1,4 +1,11 @@
-"""Scrapy's and Twisted's download failures translated to the outcome names of pipeline.fetch."""
+"""Scrapy's and Twisted's download failures translated to the outcome names of pipeline.fetch.
+
+Those names (``timeout``, ``dns``, ``connect``, ``protocol``, ``oversize``, ``tls``,
+``blocked_scheme``, ``blocked_address``, ``bad_redirect``, ``http_4xx``, ``http_5xx``,
+``http_429``) and the reason of any ``Ignored``; beyond them only ``ignored`` (an
+IgnoreRequest that named no reason), ``http_other`` (a status no other name covers) and
+``error`` (nothing translated the exception).
+"""
 
 from __future__ import annotations
 
@@ -68,19 +75,6 @@ def failure_reason(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, IgnoreRequest):
         return "ignored", _detail(exc)
     return "error", _detail(exc)
-
-
-def status_reason(status: int) -> str:
-    """The outcome for a final response that is not a 2xx."""
-    if status == 429:
-        return "http_429"
-    if status >= 500:
-        return "http_5xx"
-    if status >= 400:
-        return "http_4xx"
-    if 300 <= status < 400:
-        return "bad_redirect"  # a redirect that was not followed: no or unusable Location
-    return "http_other"
 
 
 def _causes(exc: BaseException, depth: int = 0) -> Iterator[BaseException]:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from scrapy.resolver import CachingThreadedResolver
 from twisted.internet.defer import Deferred
 
-from pipeline.fetch import is_public_address
+from pipeline.fetch import AddressRule
 
 if TYPE_CHECKING:
     from typing import Self
@@ -18,7 +16,7 @@ if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
     from twisted.internet.base import ReactorBase
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+__all__ = ["BlockedAddress", "GuardedResolver", "address_rule"]
 
 
 class BlockedAddress(Exception):
@@ -33,28 +31,13 @@ class BlockedAddress(Exception):
         return f"{self.host} resolves to {self.address}, which is not a public address"
 
 
-@dataclass(frozen=True)
-class AddressRule:
-    """The SSRF rule: public addresses only, unless private networks (or some CIDRs) are let in."""
-
-    allow_private_networks: bool = False
-    allowed_networks: tuple[Network, ...] = ()
-
-    @classmethod
-    def from_settings(cls, settings: BaseSettings) -> Self:
-        """The rule from SSRF_ALLOW_PRIVATE_NETWORKS and SSRF_ALLOWED_NETWORKS."""
-        networks = tuple(
-            ipaddress.ip_network(cidr, strict=False)
-            for cidr in settings.getlist("SSRF_ALLOWED_NETWORKS")
-        )
-        return cls(settings.getbool("SSRF_ALLOW_PRIVATE_NETWORKS"), networks)
-
-    def allows(self, address: str) -> bool:
-        """True if a connection to this IP address may be made."""
-        if self.allow_private_networks or is_public_address(address):
-            return True
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-        return any(ip in network for network in self.allowed_networks)
+def address_rule(settings: BaseSettings) -> AddressRule:
+    """pipeline.fetch's rule from SSRF_ALLOW_PRIVATE_NETWORKS and SSRF_ALLOWED_NETWORKS."""
+    return AddressRule.parse(
+        settings.getbool("SSRF_ALLOW_PRIVATE_NETWORKS"),
+        settings.getlist("SSRF_ALLOWED_NETWORKS"),
+        where="SSRF_ALLOWED_NETWORKS",
+    )
 
 
 class GuardedResolver(CachingThreadedResolver):
@@ -76,7 +59,7 @@ class GuardedResolver(CachingThreadedResolver):
         # Scrapy passes its CrawlerProcess here, which has the settings a Crawler has.
         settings = crawler.settings
         size = settings.getint("DNSCACHE_SIZE") if settings.getbool("DNSCACHE_ENABLED") else 0
-        rule = AddressRule.from_settings(settings)
+        rule = address_rule(settings)
         return cls(reactor, size, settings.getfloat("DNS_TIMEOUT"), rule)
 
     def getHostByName(self, name: str, timeout: Sequence[int] = ()) -> Deferred[str]:

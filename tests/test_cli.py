@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Sink
+from httpfaults import FaultServer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -106,3 +108,39 @@ def test_doctor_fails_when_mail_is_unreachable() -> None:
     checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
     assert result.returncode == 1
     assert checks["smtp"]["ok"] is False
+
+
+def test_doctor_sends_es_credentials_as_basic_auth_and_never_prints_the_password(
+    smtp_port: int,
+) -> None:
+    with FaultServer("127.0.0.1") as server:
+        # Answers like a JSON service, but without Elasticsearch's product header.
+        server.routes["/"] = lambda h: h.reply(
+            200, b'{"version": {"number": "8.15.0"}}', content_type="application/json"
+        )
+        env = {
+            "NEWSRADAR_CONFIG_DIR": str(REPO / "config"),
+            "NEWSRADAR_ES_URL": f"http://elastic:s3cret@127.0.0.1:{server.port}",
+            "NEWSRADAR_SMTP_PORT": str(smtp_port),
+        }
+        result = _run("doctor", "--json", env=env)
+        text = _run("doctor", env=env)
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    shown = f"http://elastic:***@127.0.0.1:{server.port}"
+    assert checks["elasticsearch"]["detail"] == f"{shown} is not Elasticsearch"
+    assert [r.headers.get("authorization") for r in server.seen] == [
+        "Basic " + base64.b64encode(b"elastic:s3cret").decode()
+    ] * 2
+    for output in (result.stdout, result.stderr, text.stdout, text.stderr):
+        assert "s3cret" not in output
+
+
+def test_doctor_says_when_mail_to_a_remote_host_is_unencrypted() -> None:
+    base = {"NEWSRADAR_CONFIG_DIR": str(REPO / "config"), "NEWSRADAR_SMTP_HOST": "smtp.invalid"}
+    off = _run("doctor", "--json", env={**base, "NEWSRADAR_SMTP_STARTTLS": "false"})
+    auto = _run("doctor", "--json", env=base)
+    [off_smtp] = [c for c in json.loads(off.stdout)["checks"] if c["name"] == "smtp"]
+    [auto_smtp] = [c for c in json.loads(auto.stdout)["checks"] if c["name"] == "smtp"]
+    assert "unencrypted (NEWSRADAR_SMTP_STARTTLS=false)" in off_smtp["detail"]
+    assert "unencrypted" not in auto_smtp["detail"]
+    assert "(STARTTLS)" in auto_smtp["detail"]

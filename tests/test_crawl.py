@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import ipaddress
 import logging
 import pickle
@@ -9,6 +10,7 @@ import re
 import ssl
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
@@ -16,9 +18,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import brotli  # type: ignore[import-untyped]
 import pytest
+from backports import zstd
 from httpfaults import FaultHandler, FaultServer, Route, closed_port, gzip_bomb, stall
 from scrapy import Request
+from scrapy.http import Response
+from scrapy.utils.test import get_crawler
 
 from pipeline.crawl import (
     CrawlFailed,
@@ -30,10 +36,14 @@ from pipeline.crawl import (
 )
 from pipeline.demosite import CatalogEntry, DemoSite, load_catalog
 from pipeline.discover import Candidate, discover_source
-from pipeline.fetch import FetchPolicy, user_agent
+from pipeline.errors import PermanentError, UrlFailure
+from pipeline.fetch import AddressRule, FetchPolicy, FetchResult, user_agent
 from pipeline.settings import Settings
-from pipeline.urls import canonicalize_url, url_id
-from spiders.resolver import AddressRule
+from pipeline.urls import UnsupportedURL, canonicalize_url, url_id
+from spiders.exceptions import Ignored
+from spiders.items import FetchedPage
+from spiders.middlewares.httpcompression import HttpCompressionMiddleware
+from spiders.pipelines.normalise import NormalisePipeline
 
 TESTS = Path(__file__).resolve().parent
 TLS = TESTS / "fixtures" / "feeds" / "tls"
@@ -64,6 +74,11 @@ ARTICLE = (
     )
     + "</article></body></html>"
 ).encode()
+
+
+DEEP_JSON_LD = (
+    b'<head><script type="application/ld+json">' + b"[" * 3000 + b"]" * 3000 + b"</script>"
+)
 
 
 # --------------------------------------------------------------------------- components
@@ -292,6 +307,17 @@ def faults() -> Iterator[FaultCrawl]:
                     200, b"<html><body></body></html>", content_type="text/html"
                 ),
                 "/stall": stall,
+                # Pages that once failed the whole crawl: a charset naming a bytes-to-bytes
+                # codec, JSON-LD nested past the stack, a Location that is no URL.
+                "/hex-charset": lambda h: h.reply(
+                    200,
+                    ARTICLE.replace(b"charset='utf-8'", b"charset='hex'"),
+                    content_type="text/html",
+                ),
+                "/deep-json-ld": lambda h: h.reply(
+                    200, ARTICLE.replace(b"<head>", DEEP_JSON_LD), content_type="text/html"
+                ),
+                "/bad-location": _redirect_to("http://[x/a"),
             }
         )
         secure.routes["/article.html"] = _article
@@ -435,6 +461,116 @@ def test_pages_without_an_article_are_named(faults: FaultCrawl) -> None:
     assert _outcome(faults, "/empty").outcome == "no_text"
 
 
+def test_one_odd_page_does_not_fail_the_crawl(faults: FaultCrawl) -> None:
+    assert _outcome(faults, "/hex-charset").outcome == "normalised"
+    assert _outcome(faults, "/deep-json-ld").outcome == "normalised"
+    bad = _outcome(faults, "/bad-location")
+    assert (bad.outcome, bad.status) == ("bad_redirect", None)
+    assert "http://[x/a" in bad.detail
+
+
+# --------------------------------------------------------------------------- components alone
+
+
+def _fetched_page(url: str = "http://127.0.0.1/article.html") -> FetchedPage:
+    result = FetchResult(
+        url=url,
+        requested_url=url,
+        status=200,
+        headers={"content-type": "text/html; charset=utf-8"},
+        body=ARTICLE,
+        not_modified=False,
+        redirect_chain=(),
+        elapsed=0.0,
+    )
+    return FetchedPage(candidate=_candidate(url), result=result, fetched_at=NOW)
+
+
+@pytest.mark.parametrize(
+    ("error", "outcome", "detail"),
+    [
+        (UrlFailure("u", "no_text", "3 characters"), "no_text", "3 characters"),
+        (UnsupportedURL("https://www.google.com/amp/", "no host"), "bad_url", "no host"),
+        (PermanentError("odd"), "extract_failed", "PermanentError: odd"),
+    ],
+)
+def test_a_permanent_error_is_the_pages_outcome(
+    monkeypatch: pytest.MonkeyPatch, error: PermanentError, outcome: str, detail: str
+) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr("spiders.pipelines.normalise.normalise_page", refuse)
+    page = _fetched_page()
+    result = NormalisePipeline().process_item(page)
+    assert isinstance(result, CrawlOutcome)
+    assert (result.url, result.outcome, result.detail, result.status) == (
+        page.url,
+        outcome,
+        detail,
+        200,
+    )
+
+
+def test_a_bug_in_normalising_still_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise KeyError("a bug, not a fact about the page")
+
+    monkeypatch.setattr("spiders.pipelines.normalise.normalise_page", broken)
+    with pytest.raises(KeyError):
+        NormalisePipeline().process_item(_fetched_page())
+
+
+def _compression() -> HttpCompressionMiddleware:
+    return HttpCompressionMiddleware.from_crawler(get_crawler(settings_dict={}))
+
+
+def _compressed(body: bytes, encoding: str) -> tuple[Request, Response]:
+    url = "http://127.0.0.1/article.html"
+    headers = {"Content-Encoding": encoding, "Content-Type": "text/html"}
+    return Request(url), Response(url, body=body, headers=headers)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body"),
+    [
+        ("gzip", b"not gzip at all"),
+        ("gzip", b"\x1f\x8b\x08" + bytes(20)),
+        ("gzip", gzip.compress(ARTICLE)[:10]),
+        ("deflate", b"not deflate either"),
+        ("br", b"\xff\xff not brotli"),
+        ("zstd", b"not zstd"),
+    ],
+)
+def test_a_body_that_does_not_decode_as_declared_is_decode(encoding: str, body: bytes) -> None:
+    with pytest.raises(Ignored) as ignored:
+        _compression().process_response(*_compressed(body, encoding))
+    assert ignored.value.reason == "decode"
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body"),
+    [
+        ("gzip", gzip.compress(ARTICLE)),
+        ("deflate", zlib.compress(ARTICLE)),
+        ("br", brotli.compress(ARTICLE)),
+        ("zstd", zstd.compress(ARTICLE)),
+    ],
+)
+def test_a_body_that_decodes_is_passed_on(encoding: str, body: bytes) -> None:
+    response = _compression().process_response(*_compressed(body, encoding))
+    assert isinstance(response, Response) and response.body == ARTICLE
+
+
+def test_a_bug_while_decoding_is_not_called_decode(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object, **kwargs: object) -> bytes:
+        raise AttributeError("a bug, not a bad body")
+
+    monkeypatch.setattr(HttpCompressionMiddleware, "_decode", staticmethod(broken))
+    with pytest.raises(AttributeError):
+        _compression().process_response(*_compressed(gzip.compress(ARTICLE), "gzip"))
+
+
 # --------------------------------------------------------------------------- failing runs
 
 
@@ -482,8 +618,8 @@ def test_a_url_that_a_component_loses_is_reported_missing() -> None:
                 settings=LOOPBACK_ONLY,
                 policy=policy,
             )
-    assert incomplete.value.missing == (lost,)
     report = incomplete.value.report
+    assert report.missing == (lost,)
     assert report.outcomes[kept].outcome == "normalised"
     refused = report.outcomes[by_name]
     assert refused.outcome == "blocked_address"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
 import pytest
 
-from pipeline.dates import EARLIEST, ParsedDate, parse_date
+from pipeline.dates import EARLIEST, ParsedDate, as_utc, parse_date
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -88,6 +90,11 @@ REJECTED = [
     ("Issue 42", "unparseable"),
     ("TBD", "unparseable"),
     ("x" * 500 + " 2016", "unparseable"),
+    # valid local times that the offset moves outside datetime's range in UTC
+    ("0001-01-01T00:00:00+05:00", "unparseable"),
+    ("9999-12-31T23:59:59-05:00", "unparseable"),
+    ("0001/01/01 00:00 +05:00", "unparseable"),
+    ("9999/12/31 23:59 -05:00", "unparseable"),
 ]
 
 
@@ -174,3 +181,47 @@ def test_parsed_date_is_frozen() -> None:
     parsed = ParsedDate(raw="x", value=None, rejected="unparseable")
     with pytest.raises(AttributeError):
         parsed.raw = "y"  # type: ignore[misc]
+
+
+class _NoOffset(tzinfo):
+    """A tzinfo that knows no offset: datetimes carrying it count as naive."""
+
+    def utcoffset(self, dt: datetime | None) -> timedelta | None:
+        return None
+
+    def dst(self, dt: datetime | None) -> timedelta | None:
+        return None
+
+    def tzname(self, dt: datetime | None) -> str | None:
+        return None
+
+
+@pytest.fixture
+def tokyo_local_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The machine's local zone is UTC+9, so reading a value as local time shows."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("tokyo_local_time")
+@pytest.mark.parametrize(
+    "value",
+    [
+        datetime(2024, 5, 1, 12, 0),
+        datetime(2024, 5, 1, 12, 0, tzinfo=_NoOffset()),
+        datetime(2024, 5, 1, 12, 0, tzinfo=UTC),
+        datetime(2024, 5, 1, 14, 0, tzinfo=timezone(timedelta(hours=2))),
+    ],
+)
+def test_as_utc_takes_a_value_without_offset_as_utc_not_local_time(value: datetime) -> None:
+    converted = as_utc(value)
+    assert converted == utc(2024, 5, 1, 12)
+    assert converted.tzinfo is UTC
+
+
+def test_as_utc_past_the_calendar_raises_overflow() -> None:
+    with pytest.raises(OverflowError):
+        as_utc(datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5))))

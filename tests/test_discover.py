@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from httpfaults import FaultHandler, FaultServer
+from httpfaults import FaultHandler, FaultServer, Route
 
 from pipeline.demosite import DemoSite, load_catalog
 from pipeline.discover import discover_source
@@ -72,3 +72,59 @@ def test_a_broken_listing_is_a_problem_and_the_others_still_count(site: DemoSite
     assert len(found.candidates) == len(
         [e for e in load_catalog() if e.source == "tageblatt-nord" and e.in_feed]
     )
+
+
+def _sitemap_index(*locs: str) -> bytes:
+    entries = "".join(f"<sitemap><loc>{loc}</loc></sitemap>" for loc in locs)
+    return (
+        f'<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{entries}'
+        "</sitemapindex>"
+    ).encode()
+
+
+def _urlset(*locs: str) -> bytes:
+    entries = "".join(f"<url><loc>{loc}</loc></url>" for loc in locs)
+    return (
+        f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{entries}</urlset>'
+    ).encode()
+
+
+def _xml(body: bytes) -> Route:
+    def route(handler: FaultHandler) -> None:
+        handler.reply(200, body, content_type="text/xml")
+
+    return route
+
+
+def _sitemap_source(server: FaultServer) -> Source:
+    return Source(id="loops", name="Loops", sitemaps=(server.url("/sitemap.xml"),))
+
+
+def _paths(server: FaultServer) -> list[str]:
+    return [seen.path for seen in server.seen]
+
+
+def test_a_sitemap_index_listing_itself_is_fetched_once() -> None:
+    with FaultServer() as server:
+        index = _sitemap_index(*[server.url("/sitemap.xml")] * 20, server.url("/news.xml"))
+        server.routes["/sitemap.xml"] = _xml(index)
+        server.routes["/news.xml"] = _xml(_urlset(server.url("/2026/05/a-news-story.html")))
+        found = discover_source(_sitemap_source(server), policy=POLICY, now=NOW)
+    # Without a visited set: 1 + 20 + 400 fetches of the index (three levels deep).
+    assert sorted(_paths(server)) == ["/news.xml", "/sitemap.xml"]
+    assert [(p.reason, p.health) for p in found.problems] == [("sitemap_loop", "warning")]
+    assert found.skipped["sitemap_loop"] == 20
+    assert len(found.candidates) == 1
+
+
+def test_sitemap_fetches_per_source_are_capped() -> None:
+    with FaultServer() as server:
+        index = _sitemap_index(*(server.url(f"/part-{n}.xml") for n in range(80)))
+        server.routes["/sitemap.xml"] = _xml(index)
+        for n in range(80):
+            server.routes[f"/part-{n}.xml"] = _xml(_urlset(server.url(f"/2026/05/story-{n}.html")))
+        found = discover_source(_sitemap_source(server), policy=POLICY, now=NOW)
+    assert len(server.seen) == 50  # the index and 49 of its parts
+    assert [(p.reason, p.health) for p in found.problems] == [("sitemap_budget", "warning")]
+    assert found.skipped["sitemap_budget"] == 31
+    assert len(found.candidates) == 49

@@ -339,6 +339,48 @@ def test_decode_html_reports_codec_and_repair() -> None:
     assert (sniffed.text, sniffed.encoding) == ("<p>Größe</p>", "utf-16-le")
 
 
+@pytest.mark.parametrize("label", ["hex", "base64", "rot13", "uu"])
+def test_a_charset_that_is_not_a_text_encoding_is_ignored(label: str) -> None:
+    # Python knows these names, but as bytes-to-bytes codecs that bytes.decode refuses.
+    html = page("no_canonical.html").replace(b'charset="utf-8"', f'charset="{label}"'.encode())
+    assert decode_html(html).encoding == "utf-8"
+    assert decode_html(html, f"text/html; charset={label}").encoding == "utf-8"
+    article = extract_article(
+        html,
+        "https://www.example.com/a",
+        content_type=f"text/html; charset={label}",
+        fetched_at=FETCHED,
+    )
+    assert article.encoding == "utf-8"
+
+
+# --- hostile markup -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "json_ld",
+    [
+        "[" * 3000 + "]" * 3000,  # json.loads itself runs out of stack
+        # parses, but an author list this deep is more than the stack holds to walk it
+        '{"@type": "NewsArticle", "author": ' + "[" * 600 + '"A"' + "]" * 600 + "}",
+    ],
+)
+def test_deeply_nested_json_ld_is_ignored(json_ld: str) -> None:
+    html = page("no_canonical.html").replace(
+        b"<head>", f'<head><script type="application/ld+json">{json_ld}</script>'.encode()
+    )
+    article = extract_article(html, "https://www.example.com/a", fetched_at=FETCHED)
+    assert article.title == "Harbour plan approved after six-year dispute"
+    assert article.authors == ()
+
+
+def test_an_amp_viewer_url_without_a_target_is_kept() -> None:
+    article = extract_article(
+        page("no_canonical.html"), "https://www.google.com/amp/", fetched_at=FETCHED
+    )
+    assert article.canonical_url == "https://www.google.com/"
+
+
 # --- refusals -------------------------------------------------------------------------------
 
 

@@ -473,6 +473,15 @@ def test_next_poll_records_validators_and_counts() -> None:
     assert (after.etag, after.body_hash, after.items_seen) == ('"v2"', "abc", 13)
 
 
+@pytest.mark.parametrize("failures", [34, 40, 10_000])
+def test_next_poll_long_failure_streak_stays_at_max(failures: int) -> None:
+    # interval * 2**failures used to overflow timedelta here, failing every later poll.
+    state = FeedState(interval=MAX, consecutive_failures=failures, health="error")
+    after = next_poll(state, _down(), NOW, BOUNDS)
+    assert after.next_poll == NOW + MAX
+    assert after.consecutive_failures == failures + 1
+
+
 def test_next_poll_failure_keeps_validators() -> None:
     state = FeedState(etag='"v1"', body_hash="abc", last_entry_count=5, interval=HOUR)
     after = next_poll(state, _down(), NOW, BOUNDS)

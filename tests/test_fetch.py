@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import ipaddress
 import pickle
 import ssl
 import time
@@ -24,8 +25,9 @@ from httpfaults import (
     trickle,
 )
 
-from pipeline.errors import PermanentError, TransientError
+from pipeline.errors import ConfigError, PermanentError, TransientError
 from pipeline.fetch import (
+    AddressRule,
     FetchBlocked,
     FetchFailed,
     FetchPolicy,
@@ -33,6 +35,7 @@ from pipeline.fetch import (
     fetch,
     is_public_address,
     parse_retry_after,
+    status_reason,
     user_agent,
 )
 
@@ -390,6 +393,37 @@ def test_private_addresses_are_blocked_by_default(host: str) -> None:
 )
 def test_is_public_address(address: str, public: bool) -> None:
     assert is_public_address(address) is public
+
+
+def test_a_bad_cidr_is_a_config_error_when_the_policy_is_built() -> None:
+    # Not a plain ValueError from inside some later fetch().
+    with pytest.raises(ConfigError, match="not-a-network"):
+        FetchPolicy(allowed_networks=("127.0.0.1/32", "not-a-network"))
+
+
+def test_the_policy_parses_its_address_rule_once() -> None:
+    rule = ONLY_127_0_0_1.address_rule
+    assert rule == AddressRule(False, (ipaddress.ip_network("127.0.0.1/32"),))
+    assert rule.allows("127.0.0.1") and rule.allows("93.184.216.34")
+    assert not rule.allows("127.0.0.2") and not rule.allows("::ffff:127.0.0.1")
+    assert LOOPBACK.address_rule.allows("10.1.2.3")
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        (429, "http_429"),
+        (500, "http_5xx"),
+        (503, "http_5xx"),
+        (404, "http_4xx"),
+        (410, "http_4xx"),
+        (300, "bad_redirect"),
+        (302, "bad_redirect"),
+        (199, "http_other"),
+    ],
+)
+def test_status_reason(status: int, reason: str) -> None:
+    assert status_reason(status) == reason
 
 
 # --------------------------------------------------------------------------- size cap

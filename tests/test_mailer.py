@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -142,7 +143,7 @@ def test_recipient_still_deferred_after_the_last_attempt_is_recorded() -> None:
     handler = ScriptedHandler(rcpt_replies={BOB: ["451 4.2.0 Mailbox busy"] * 2})
     with smtpd(handler) as port:
         result = deliver(_message(), config=_config(port), attempts=2, sleep=Sleeps())
-    # Alice has the message, so it went out; Bob is recorded for a later, separate message.
+    # Alice has the message, so it went out; Bob is recorded for the outbox to retry later.
     assert result.outcome is Outcome.SENT
     assert result.attempts == 2
     assert result.refused == {BOB: (451, "4.2.0 Mailbox busy")}
@@ -215,6 +216,20 @@ def test_connection_refused_is_transient_and_retried() -> None:
     assert sleeps.delays == [2.0]
 
 
+def test_non_ascii_recipient_is_refused_and_the_others_get_the_mail() -> None:
+    jurgen = "jürgen@example.org"
+    handler = ScriptedHandler()
+    with smtpd(handler) as port:
+        result = deliver(
+            _message(), config=_config(port), recipients=[ALICE, jurgen, BOB], sleep=Sleeps()
+        )
+    assert result.outcome is Outcome.SENT
+    assert result.attempts == 1
+    assert result.refused == {jurgen: (553, "address is not ASCII (SMTPUTF8 not supported)")}
+    assert result.deferred == ()  # permanent: not retried
+    assert [r.rcpt_tos for r in handler.received] == [[ALICE, BOB]]
+
+
 def test_explicit_envelope_recipients_override_the_headers() -> None:
     handler = ScriptedHandler()
     with smtpd(handler) as port:
@@ -237,6 +252,41 @@ def test_drop_after_final_dot_is_unknown_and_never_retried() -> None:
     assert len(server.messages) == 1
     assert server.messages[0].endswith(b"\r\n.\r\n")
     assert sleeps.delays == []
+
+
+class _MuteOnQuitServer(RawSmtpServer):
+    """Accepts the message with 250, then never answers QUIT: it waits for the client to go."""
+
+    def _serve(self, rfile: Any, wfile: Any) -> None:
+        wfile.write(b"220 raw ESMTP\r\n")
+        while line := rfile.readline():
+            verb = line.split(b" ", 1)[0].strip().upper()
+            if verb == b"QUIT":
+                rfile.readline()  # silent until the client hangs up
+                return
+            if verb != b"DATA":
+                wfile.write(b"250 OK\r\n")
+                continue
+            wfile.write(b"354 go ahead\r\n")
+            body = b""
+            while not body.endswith(b"\r\n.\r\n"):
+                chunk = rfile.readline()
+                if not chunk:
+                    return
+                body += chunk
+            self.messages.append(body)
+            wfile.write(b"250 queued\r\n")
+
+
+def test_quit_is_not_given_the_data_timeout() -> None:
+    with _MuteOnQuitServer() as server:
+        config = _config(server.port, timeout=0.5, data_timeout=10.0)
+        started = time.monotonic()
+        result = deliver(_message(), config=config, attempts=1, sleep=Sleeps())
+        elapsed = time.monotonic() - started
+    assert result.outcome is Outcome.SENT
+    assert len(server.messages) == 1
+    assert elapsed < 3.0  # the command timeout bounds QUIT, not the 10 s end-of-DATA allowance
 
 
 def test_drop_before_any_message_byte_is_transient_and_retried() -> None:
@@ -454,6 +504,39 @@ def test_config_from_settings() -> None:
 
 
 @pytest.mark.parametrize(
+    ("host", "starttls", "expected"),
+    [
+        ("smtp.example.org", None, True),  # unset: verified TLS to a remote relay
+        ("192.0.2.25", None, True),
+        ("127.0.0.1", None, False),  # the loopback sink of the demo and tests
+        ("localhost", None, False),
+        ("smtp.example.org", "false", False),  # an explicit opt-out (doctor reports it)
+        ("127.0.0.1", "true", True),
+    ],
+)
+def test_config_from_settings_uses_starttls_unless_loopback(
+    host: str, starttls: str | None, expected: bool
+) -> None:
+    env = {"NEWSRADAR_SMTP_HOST": host}
+    if starttls is not None:
+        env["NEWSRADAR_SMTP_STARTTLS"] = starttls
+    config = SmtpConfig.from_settings(load_settings(env))
+    assert config.starttls is expected
+    assert config.unencrypted_remote is (host == "smtp.example.org" and not expected)
+
+
+def test_config_from_settings_login_to_a_remote_host_needs_no_explicit_starttls() -> None:
+    env = {
+        "NEWSRADAR_SMTP_HOST": "smtp.example.org",
+        "NEWSRADAR_SMTP_USER": "newsradar",
+        "NEWSRADAR_SMTP_PASSWORD": PASSWORD,
+    }
+    assert SmtpConfig.from_settings(load_settings(env)).starttls is True
+    with pytest.raises(ConfigError, match="needs STARTTLS"):
+        SmtpConfig.from_settings(load_settings({**env, "NEWSRADAR_SMTP_STARTTLS": "false"}))
+
+
+@pytest.mark.parametrize(
     "changes",
     [{"timeout": 0.0}, {"data_timeout": -1.0}, {"user": "someone"}, {"password": SecretStr("x")}],
 )
@@ -493,6 +576,40 @@ def test_outbox_transient_failure_returns_to_pending_with_backoff() -> None:
         Attempted(_result(Outcome.FAILED_TRANSIENT, "451"), later),
     )
     assert record.next_attempt == later + 2 * OUTBOX_RETRY_BASE
+
+
+def test_outbox_retries_a_deferred_recipient_in_a_later_run_with_the_same_message() -> None:
+    handler = ScriptedHandler(rcpt_replies={BOB: ["451 4.2.0 Mailbox busy"] * 2})
+    message = _message()
+    with smtpd(handler) as port:
+        record = outbox_transition(OutboxRecord(), Claim(T0))
+        first = deliver(message, config=_config(port), attempts=2, sleep=Sleeps())
+        record = outbox_transition(record, Attempted(first, T0))
+        # Alice has it, Bob does not: the alert is not done until Bob has it too.
+        assert (first.outcome, first.deferred) == (Outcome.SENT, (BOB,))
+        assert record.state is OutboxState.PENDING
+        assert (record.pending_recipients, record.next_attempt) == ((BOB,), T0 + OUTBOX_RETRY_BASE)
+        later = T0 + OUTBOX_RETRY_BASE
+        record = outbox_transition(record, Claim(later))
+        second = deliver(message, config=_config(port), recipients=record.pending_recipients)
+        record = outbox_transition(record, Attempted(second, later))
+    assert (record.state, record.pending_recipients, record.refused) == (OutboxState.SENT, (), {})
+    assert [r.rcpt_tos for r in handler.received] == [[ALICE], [BOB]]
+    ids = {r.message()["Message-ID"] for r in handler.received}
+    assert ids == {message["Message-ID"]}
+
+
+def test_outbox_partial_retry_keeps_earlier_refusals() -> None:
+    carol = "carol@example.org"
+    first = _result(Outcome.SENT, refused={BOB: (451, "busy"), carol: (550, "No such user")})
+    record = outbox_transition(outbox_transition(OutboxRecord(), Claim(T0)), Attempted(first, T0))
+    assert (record.state, record.pending_recipients) == (OutboxState.PENDING, (BOB,))
+    later = T0 + OUTBOX_RETRY_BASE
+    record = outbox_transition(
+        outbox_transition(record, Claim(later)), Attempted(_result(Outcome.SENT), later)
+    )
+    assert record.state is OutboxState.SENT
+    assert record.refused == {carol: (550, "No such user")}
 
 
 def test_outbox_gives_up_after_max_runs() -> None:

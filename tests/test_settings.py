@@ -68,6 +68,13 @@ def test_environment_overrides_and_secrets_stay_secret() -> None:
     assert settings.smtp_password.get_secret_value() == "hunter2"
 
 
+@pytest.mark.parametrize(("value", "expected"), [(None, None), ("true", True), ("false", False)])
+def test_smtp_starttls_is_unset_unless_given(value: str | None, expected: bool | None) -> None:
+    # Unset means "auto" (the mailer uses STARTTLS for any host but loopback), not "off".
+    env = {} if value is None else {"NEWSRADAR_SMTP_STARTTLS": value}
+    assert load_settings(env).smtp_starttls is expected
+
+
 @pytest.mark.parametrize(
     ("variable", "value"),
     [

@@ -168,3 +168,36 @@ def test_article_links_from_a_section_page() -> None:
         f"{BASE}/world/2026/05/alliance-opens-talks-with-new-members.html",
         f"{BASE}/world/harbour-festival-draws-record-crowds",
     ]
+
+
+# urljoin and urlsplit raise ValueError on a broken IPv6 literal; one such link is skipped.
+BAD_LINK = "http://[bad/a"
+
+
+def test_a_malformed_loc_is_skipped_not_raised() -> None:
+    index = (
+        b'<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+        b"<sitemap><loc>http://[bad/a</loc></sitemap>"
+        b"<sitemap><loc>https://news.example.org/sitemap-news.xml</loc></sitemap>"
+        b"</sitemapindex>"
+    )
+    sitemap = parse_sitemap(index, url=f"{BASE}/sitemap.xml", now=NOW)
+    assert (sitemap.children, sitemap.skipped) == ((f"{BASE}/sitemap-news.xml",), 1)
+    urlset = NEWS_SITEMAP.replace(b"javascript:alert(1)", BAD_LINK.encode())
+    assert parse_sitemap(urlset, url=f"{BASE}/sitemap-news.xml", now=NOW).skipped == 1
+
+
+def test_a_malformed_sitemap_line_in_robots_is_skipped() -> None:
+    robots = f"Sitemap: {BAD_LINK}\nSitemap: /sitemap.xml\n"
+    assert sitemaps_from_robots(robots, robots_url=f"{BASE}/robots.txt") == [f"{BASE}/sitemap.xml"]
+
+
+def test_a_malformed_link_on_a_section_page_is_skipped() -> None:
+    page = (
+        f'<html><body><a href="{BAD_LINK}/2026/05/broken-link-to-a-story.html">A broken link'
+        ' to a story</a><a href="/world/2026/05/alliance-opens-talks.html">Alliance opens'
+        " talks with members</a></body></html>"
+    ).encode()
+    assert article_links(page, page_url=f"{BASE}/world/") == [
+        f"{BASE}/world/2026/05/alliance-opens-talks.html"
+    ]

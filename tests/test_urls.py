@@ -10,6 +10,7 @@ import pytest
 from pipeline.errors import PermanentError
 from pipeline.urls import (
     UnsupportedURL,
+    absolute_http,
     amp_to_canonical,
     canonicalize_url,
     choose_canonical,
@@ -169,6 +170,25 @@ def test_amp_to_canonical_leaves_other_urls_alone(url: str) -> None:
     assert amp_to_canonical(url) == canonicalize_url(url)
 
 
+@pytest.mark.parametrize(
+    ("viewer", "expected"),
+    [
+        # nothing after the viewer prefix: the unwrapped URL would have no host
+        ("https://www.google.com/amp/", "https://www.google.com/"),
+        ("https://www.google.com/amp/s/", "https://www.google.com/s/"),
+        (
+            "https://www-example-com.cdn.ampproject.org/c/s/",
+            "https://www-example-com.cdn.ampproject.org/c/s/",
+        ),
+    ],
+)
+def test_an_amp_wrapper_without_a_usable_target_keeps_the_outer_url(
+    viewer: str, expected: str
+) -> None:
+    assert amp_to_canonical(viewer) == expected
+    assert choose_canonical(viewer, []) == expected
+
+
 PAGE = "https://www.example.com/city/harbour-plan?utm_source=rss#top"
 
 
@@ -246,6 +266,29 @@ def test_choose_canonical_accepts_any_iterable() -> None:
 def test_choose_canonical_rejects_a_non_http_page() -> None:
     with pytest.raises(UnsupportedURL):
         choose_canonical("file:///etc/passwd", ["https://www.example.com/x"])
+
+
+@pytest.mark.parametrize(
+    ("link", "base", "expected"),
+    [
+        ("/a/b?c=1#d", "https://news.example.org/x/", "https://news.example.org/a/b?c=1#d"),
+        ("  page.html ", "https://news.example.org/x/", "https://news.example.org/x/page.html"),
+        ("//cdn.example.org/i.png", "https://news.example.org/", "https://cdn.example.org/i.png"),
+        ("HTTP://Example.org/a", "", "HTTP://Example.org/a"),
+        ("/a", "", None),  # relative with no base to resolve it against
+        ("", "https://news.example.org/", None),
+        ("javascript:alert(1)", "https://news.example.org/", None),
+        ("mailto:desk@example.org", "https://news.example.org/", None),
+        ("file:///etc/passwd", "https://news.example.org/", None),
+        ("http:///no-host", "", None),
+        # urljoin and urlsplit raise ValueError on these
+        ("http://[bad/a", "https://news.example.org/", None),
+        ("a.html", "http://[bad/", None),
+        ("http://example.org:99999/a", "", None),
+    ],
+)
+def test_absolute_http(link: str, base: str, expected: str | None) -> None:
+    assert absolute_http(link, base) == expected
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+import struct
+import zlib
 from typing import TYPE_CHECKING
 
 from scrapy.downloadermiddlewares.httpcompression import (
@@ -20,6 +23,30 @@ if TYPE_CHECKING:
     from scrapy.http import Response
 
 
+def _error_class(module: str, name: str) -> tuple[type[Exception], ...]:
+    """The decoder's error class, if its module is installed: Scrapy takes brotli or
+    brotlicffi, and backports.zstd or (Python 3.14) compression.zstd."""
+    try:
+        found: type[Exception] = getattr(importlib.import_module(module), name)
+    except ImportError:
+        return ()
+    return (found,)
+
+
+# What a body that does not decode as declared raises; anything else is a bug and stays one.
+# gzip: OSError (BadGzipFile), EOFError, struct.error, zlib.error; deflate: zlib.error.
+_DECODE_ERRORS: tuple[type[Exception], ...] = (
+    zlib.error,
+    OSError,
+    EOFError,
+    struct.error,
+    *_error_class("brotli", "error"),
+    *_error_class("brotlicffi", "error"),
+    *_error_class("backports.zstd", "ZstdError"),
+    *_error_class("compression.zstd", "ZstdError"),
+)
+
+
 class HttpCompressionMiddleware(ScrapyHttpCompressionMiddleware):
     """Scrapy's decompression: it counts DOWNLOAD_MAXSIZE on the decompressed body, so a
     gzip bomb is cut at the cap. Here that ends as ``oversize`` instead of a bare
@@ -35,5 +62,5 @@ class HttpCompressionMiddleware(ScrapyHttpCompressionMiddleware):
                 size = exc.__cause__.decompressed_size
                 raise Ignored("oversize", f"{size} bytes decompressed so far") from exc
             raise
-        except Exception as exc:  # zlib, gzip, brotli, zstd: each has its own error class
+        except _DECODE_ERRORS as exc:
             raise Ignored("decode", f"{type(exc).__name__}: {exc}"[:300]) from exc

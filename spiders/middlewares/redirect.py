@@ -26,7 +26,8 @@ class RedirectMiddleware(ScrapyRedirectMiddleware):
     Scrapy hands a redirect back to the scheduler, whose dupe filter drops a loop without
     a word (scrapy #1225). Here a hop to a URL already in the chain ends as
     ``redirect_loop`` before that; passing REDIRECT_MAX_TIMES ends as ``too_many_redirects``;
-    a Location that is not http(s) (``file:``, ``data:``...) ends as ``blocked_scheme``.
+    a Location that is not http(s) (``file:``, ``data:``...) ends as ``blocked_scheme``;
+    one that is not a URL at all (``http://[x/a``) ends as ``bad_redirect``, as in pipeline.fetch.
     """
 
     def process_response(
@@ -36,6 +37,9 @@ class RedirectMiddleware(ScrapyRedirectMiddleware):
             result = super().process_response(request, response)
         except IgnoreRequest as exc:  # the only one Scrapy raises here: the cap was reached
             raise Ignored("too_many_redirects", f"more than {self.max_redirect_times}") from exc
+        except ValueError as exc:  # urljoin on a malformed Location ("http://[x/a")
+            raw = response.headers.get("Location") or b""
+            raise Ignored("bad_redirect", f"Location {raw[:200]!r}: {exc}") from exc
         if isinstance(result, Request):
             chain = [urldefrag(url).url for url in result.meta.get("redirect_urls", ())]
             if urldefrag(result.url).url in chain:

@@ -12,8 +12,9 @@ from scrapy.http.request import NO_CALLBACK
 from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.misc import build_from_crawler, load_object
 
+from pipeline.fetch import status_reason
 from spiders.exceptions import Ignored
-from spiders.failures import failure_reason, status_reason
+from spiders.failures import failure_reason
 
 if TYPE_CHECKING:
     from typing import Self

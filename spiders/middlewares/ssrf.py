@@ -11,7 +11,7 @@ from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.error import DNSLookupError
 
 from spiders.exceptions import Ignored
-from spiders.resolver import AddressRule, BlockedAddress
+from spiders.resolver import BlockedAddress, address_rule
 
 if TYPE_CHECKING:
     from typing import Self
@@ -35,7 +35,7 @@ class SsrfGuardMiddleware:
 
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
-        self.rule = AddressRule.from_settings(crawler.settings)
+        self.rule = address_rule(crawler.settings)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:

@@ -7,9 +7,10 @@ from typing import Any
 
 from pipeline.crawl import CrawlOutcome
 from pipeline.dedup import DEFAULT_CONFIG, fingerprint
-from pipeline.errors import ExtractionError
+from pipeline.errors import PermanentError, UrlFailure
 from pipeline.language import detect_language
 from pipeline.normalise import normalise_page
+from pipeline.urls import UnsupportedURL
 from spiders.items import FetchedPage
 
 logger = logging.getLogger(__name__)
@@ -22,6 +23,9 @@ class NormalisePipeline:
 
     No dedup verdict here: that needs the index. The outcome carries what dedup will need,
     the content hash and the MinHash band keys.
+
+    A PermanentError is the page's outcome; any other exception is a bug, and it fails the
+    item (outcome ``error``) and so the crawl.
     """
 
     def open_spider(self) -> None:
@@ -53,15 +57,17 @@ class NormalisePipeline:
                 feed_title=candidate.title,
                 feed_published=candidate.published_raw,
             )
-        except ExtractionError as exc:
-            logger.debug("%s: %s (%s)", candidate.url, exc.reason, exc.detail)
+        except PermanentError as exc:
+            # One unusable page is that page's outcome, never the whole crawl's failure.
+            reason, detail = _reason(exc)
+            logger.debug("%s: %s (%s)", candidate.url, reason, detail)
             return CrawlOutcome(
                 url=candidate.url,
                 source=candidate.source,
-                outcome=exc.reason,
+                outcome=reason,
                 status=result.status,
                 final_url=result.url,
-                detail=exc.detail,
+                detail=detail,
             )
         return CrawlOutcome(
             url=candidate.url,
@@ -78,3 +84,12 @@ class NormalisePipeline:
             minhash=str(article.fingerprint.to_document()["minhash"]),
             num_perm=article.fingerprint.num_perm,
         )
+
+
+def _reason(exc: PermanentError) -> tuple[str, str]:
+    """The outcome and detail for a page that normalise_page refused."""
+    if isinstance(exc, UrlFailure):  # ExtractionError among them: the reason is named
+        return exc.reason, exc.detail
+    if isinstance(exc, UnsupportedURL):  # the final URL, after redirects, is unusable
+        return "bad_url", exc.problem
+    return "extract_failed", f"{type(exc).__name__}: {exc}"[:500]

@@ -14,8 +14,8 @@ from twisted.python.failure import Failure
 
 from pipeline.crawl import CrawlOutcome
 from pipeline.discover import Candidate
-from pipeline.fetch import FetchResult, parse_retry_after
-from spiders.failures import failure_reason, status_reason
+from pipeline.fetch import FetchResult, parse_retry_after, status_reason
+from spiders.failures import failure_reason
 from spiders.items import CANDIDATE_META, FetchedPage
 
 logger = logging.getLogger(__name__)

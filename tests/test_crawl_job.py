@@ -1,0 +1,89 @@
+"""The crawl's job directory: what a crawl reads back must be its own run's, never an older one."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+
+from pipeline.crawl import (
+    CrawlFailed,
+    CrawlJob,
+    CrawlOutcome,
+    CrawlPolicy,
+    JobFiles,
+    crawl,
+    write_job,
+)
+from pipeline.discover import Candidate
+from pipeline.errors import ConfigError
+from pipeline.settings import Settings
+
+TESTS = Path(__file__).resolve().parent
+URL = "http://127.0.0.1:9/old-news.html"  # never fetched: the crawl process dies first
+
+
+class DieAtStart:
+    """A Scrapy extension that kills the crawl process as it starts: no outcome, no summary."""
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> NoReturn:
+        os._exit(3)
+
+
+def _candidate(link: str) -> Candidate:
+    return Candidate(url=link, link=link, source="faults", via="feed")
+
+
+def _leave_a_previous_run(files: JobFiles) -> None:
+    """What a finished crawl of URL leaves behind in its directory."""
+    old = CrawlOutcome(URL, "faults", "normalised", status=200, title="Yesterday's news")
+    files.outcomes.write_text(old.to_json() + "\n", encoding="utf-8")
+    summary = {"stats": {"finish_reason": "finished"}, "problems": []}
+    files.summary.write_text(json.dumps(summary), encoding="utf-8")
+
+
+def test_write_job_clears_a_previous_runs_results(tmp_path: Path) -> None:
+    files = JobFiles(tmp_path)
+    _leave_a_previous_run(files)
+    job = CrawlJob(
+        candidates=(_candidate(URL),),
+        languages={},
+        allow_private_networks=False,
+        contact_url="https://example.org/contact",
+        policy=CrawlPolicy(),
+    )
+    write_job(job, files)
+    assert not files.outcomes.exists()
+    assert not files.summary.exists()
+    assert files.job.exists() and files.candidates.exists()
+
+
+def test_a_reused_workdir_does_not_report_the_previous_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(TESTS))  # the crawl process imports DieAtStart
+    _leave_a_previous_run(JobFiles(tmp_path))
+    policy = CrawlPolicy(scrapy_settings={"EXTENSIONS": {"test_crawl_job.DieAtStart": 0}})
+    with pytest.raises(CrawlFailed) as failed:
+        crawl(
+            [_candidate(URL)],
+            settings=Settings(allow_private_networks=True),
+            policy=policy,
+            workdir=tmp_path,
+        )
+    report = failed.value.report
+    assert report.outcomes == {}
+    assert report.missing == (URL,)
+    assert report.stats == {}
+    assert report.errors[0] == "the crawl process left no summary (FileNotFoundError)"
+    assert report.errors[-1] == "the crawl process exited with status 3"
+
+
+def test_a_bad_cidr_is_a_config_error_naming_it() -> None:
+    with pytest.raises(ConfigError, match=re.escape("'10.0.0.0/33'")):
+        CrawlPolicy(allowed_networks=("127.0.0.1/32", "10.0.0.0/33"))
