@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from conftest import NoOffset
 
 from pipeline.dates import EARLIEST, ParsedDate, as_utc, parse_date
 
@@ -183,35 +182,12 @@ def test_parsed_date_is_frozen() -> None:
         parsed.raw = "y"  # type: ignore[misc]
 
 
-class _NoOffset(tzinfo):
-    """A tzinfo that knows no offset: datetimes carrying it count as naive."""
-
-    def utcoffset(self, dt: datetime | None) -> timedelta | None:
-        return None
-
-    def dst(self, dt: datetime | None) -> timedelta | None:
-        return None
-
-    def tzname(self, dt: datetime | None) -> str | None:
-        return None
-
-
-@pytest.fixture
-def tokyo_local_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The machine's local zone is UTC+9, so reading a value as local time shows."""
-    monkeypatch.setenv("TZ", "Asia/Tokyo")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
-
-
 @pytest.mark.usefixtures("tokyo_local_time")
 @pytest.mark.parametrize(
     "value",
     [
         datetime(2024, 5, 1, 12, 0),
-        datetime(2024, 5, 1, 12, 0, tzinfo=_NoOffset()),
+        datetime(2024, 5, 1, 12, 0, tzinfo=NoOffset()),
         datetime(2024, 5, 1, 12, 0, tzinfo=UTC),
         datetime(2024, 5, 1, 14, 0, tzinfo=timezone(timedelta(hours=2))),
     ],

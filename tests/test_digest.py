@@ -6,15 +6,14 @@
 from __future__ import annotations
 
 import pickle
-import time
 import unicodedata
-from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, timezone
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 import pytest
+from conftest import NoOffset
 
 from pipeline.digest import Digest, DigestError, DigestItem, digest_message_id, render_digest
 
@@ -281,38 +280,15 @@ def test_message_id_same_instant_in_any_timezone() -> None:
     )
 
 
-class _NoOffset(tzinfo):
-    """A tzinfo that knows no offset: datetimes carrying it count as naive."""
-
-    def utcoffset(self, dt: datetime | None) -> timedelta | None:
-        return None
-
-    def dst(self, dt: datetime | None) -> timedelta | None:
-        return None
-
-    def tzname(self, dt: datetime | None) -> str | None:
-        return None
-
-
-@pytest.fixture
-def tokyo_local_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The machine's local zone is UTC+9, so reading a time as local time shows."""
-    monkeypatch.setenv("TZ", "Asia/Tokyo")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
-
-
 @pytest.mark.usefixtures("tokyo_local_time")
 def test_a_window_without_an_offset_is_utc_not_local_time() -> None:
     # The pipeline's convention (pipeline.dates.as_utc), also for a tzinfo that gives no offset.
-    no_offset = START.replace(tzinfo=_NoOffset())
+    no_offset = START.replace(tzinfo=NoOffset())
     assert digest_message_id("r", "a@x.org", no_offset, ["1"], "x.org") == digest_message_id(
         "r", "a@x.org", START, ["1"], "x.org"
     )
     message = render_digest(
-        replace(_digest(), window_end=END.replace(tzinfo=_NoOffset())), sender=SENDER
+        replace(_digest(), window_end=END.replace(tzinfo=NoOffset())), sender=SENDER
     )
     assert message["Date"] == "Wed, 01 May 2024 12:15:00 +0000"
 
