@@ -39,7 +39,8 @@ def test_second_poll_sends_validators_and_gets_a_304() -> None:
     assert second.new_entries == ()
     assert second.state.last_outcome == "not_modified"
     assert second.state.last_status == 304
-    assert second.state.next_poll is not None and second.state.next_poll > first.state.next_poll
+    assert first.state.next_poll is not None and second.state.next_poll is not None
+    assert second.state.next_poll > first.state.next_poll
 
 
 def test_same_body_without_validators_is_not_parsed_again() -> None:
