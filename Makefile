@@ -39,6 +39,7 @@ site: install
 bench: install
 	$(VENV)/bin/python bench/bench_extract.py
 	$(VENV)/bin/python bench/bench_language_dedup.py
+	$(VENV)/bin/python bench/bench_pull.py
 	$(VENV)/bin/python bench/bench_crawl.py
 
 es-up:
