@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import codecs
 import json
-import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-import charset_normalizer
 import ftfy
 import trafilatura
 import w3lib.encoding
 from lxml import etree
 from trafilatura.settings import Document
 
+from pipeline import charsets
 from pipeline.dates import EARLIEST, MAX_SKEW, ParsedDate, as_utc, parse_date
 from pipeline.errors import ExtractionError
 from pipeline.urls import absolute_http, choose_canonical
@@ -31,8 +29,6 @@ __all__ = [
     "normalise_language",
     "repair_mojibake",
 ]
-
-LOG = logging.getLogger(__name__)
 
 PublishedSource = Literal["page", "feed", "fetched"]
 
@@ -70,64 +66,6 @@ class DecodedPage:
 
 # --- decoding ---------------------------------------------------------------------------
 
-_WIDE_UNICODE = frozenset({"utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"})
-_SNIFF_BYTES = 65536  # charset-normalizer is linear in its input; a sample decides as well
-
-
-def _codec_name(label: str) -> str | None:
-    try:
-        codec = codecs.lookup(label)
-    except LookupError:
-        return None
-    # "hex", "base64", "rot13", "uu" are codecs too, but bytes-to-bytes or str-to-str ones:
-    # bytes.decode refuses them with LookupError. A page declaring one declares nothing.
-    return codec.name if codec._is_text_encoding else None
-
-
-def _is_utf8_with_non_ascii(body: bytes) -> bool:
-    if body.isascii():
-        return False
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def _decode_bytes(body: bytes, content_type: str | None) -> tuple[str, str]:
-    """Decode by BOM, then HTTP charset, then <meta>, then sniffing; bad bytes become U+FFFD."""
-    bom_encoding, bom = w3lib.encoding.read_bom(body)
-    if bom_encoding is not None and bom is not None:
-        return body[len(bom) :].decode(bom_encoding, "replace"), bom_encoding
-    labels = [
-        w3lib.encoding.http_content_type_encoding(content_type),
-        w3lib.encoding.html_body_declared_encoding(body),
-    ]
-    declared = [name for label in labels if label and (name := _codec_name(label))]
-    # Bytes that are valid UTF-8 and not plain ASCII are UTF-8 whatever the label says:
-    # legacy text is valid UTF-8 by accident only when it already holds mojibake.
-    if any(name not in _WIDE_UNICODE for name in declared) and _is_utf8_with_non_ascii(body):
-        return body.decode("utf-8"), "utf-8"
-    for name in declared:
-        try:
-            return body.decode(name), name
-        except UnicodeDecodeError:
-            # A label that does not fit the bytes (a utf-8 header on cp1252 bytes) is a lie;
-            # fall through to the next source rather than fill the text with U+FFFD.
-            LOG.debug("declared charset %s does not fit the bytes", name)
-    try:
-        return body.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    guess = charset_normalizer.from_bytes(body[:_SNIFF_BYTES]).best()
-    name = _codec_name(guess.encoding) if guess is not None else None
-    if guess is not None and "cp1252" in guess.could_be_from_charset:
-        # several codecs decode these bytes identically; name the one the web uses most
-        name = "cp1252"
-    if name is None or name in ("ascii", "latin-1", "iso8859-1"):
-        name = "cp1252"  # the web's de facto meaning of "latin-1" and of "unlabelled"
-    return body.decode(name, "replace"), name
-
 
 def repair_mojibake(text: str) -> tuple[str, bool]:
     """Undo UTF-8 that was read as cp1252/latin-1 (ftfy); report whether anything changed."""
@@ -138,10 +76,14 @@ def repair_mojibake(text: str) -> tuple[str, bool]:
 
 
 def decode_html(body: bytes, content_type: str | None = None) -> DecodedPage:
-    """Decode page bytes (BOM, HTTP charset, <meta>, sniffing) and repair mojibake."""
-    text, encoding = _decode_bytes(body, content_type)
-    text, repaired = repair_mojibake(text)
-    return DecodedPage(text=text, encoding=encoding, mojibake_repaired=repaired)
+    """Decode page bytes by pipeline.charsets' rule (<meta> as the declaration); repair mojibake."""
+    decoded = charsets.decode(
+        body,
+        header_charset=w3lib.encoding.http_content_type_encoding(content_type),
+        declared_charset=w3lib.encoding.html_body_declared_encoding(body),
+    )
+    text, repaired = repair_mojibake(decoded.text)
+    return DecodedPage(text=text, encoding=decoded.encoding, mojibake_repaired=repaired)
 
 
 # --- is it HTML at all? -------------------------------------------------------------------

@@ -13,11 +13,11 @@ from html.parser import HTMLParser
 from typing import Any, Literal
 from urllib.parse import urljoin, urlsplit
 
-import charset_normalizer
 import feedparser
 import w3lib.encoding
 import w3lib.html
 
+from pipeline import charsets
 from pipeline.dates import parse_date
 from pipeline.fetch import FetchFailed, FetchResult, FetchUnavailable
 from pipeline.urls import UnsupportedURL, canonicalize_url
@@ -129,68 +129,19 @@ def parse_feed(
 
 
 def _decode(body: bytes, content_type: str | None) -> tuple[str, str]:
-    """Decode a feed body: BOM, then valid UTF-8, then the declared charsets, then sniffing.
+    """Decode a feed body by pipeline.charsets' rule; the XML declaration is its in-document label.
 
     feedparser follows RFC 3023 (the HTTP header beats the XML declaration) and falls back
     silently; servers routinely send a default charset that the bytes do not match, so we
-    decide here, check every candidate by decoding strictly, and hand feedparser UTF-8.
+    decide here and hand feedparser UTF-8.
     """
-    bom_encoding, bom = w3lib.encoding.read_bom(body)
-    if bom_encoding is not None and bom is not None:
-        return body[len(bom) :].decode(bom_encoding, "replace"), bom_encoding
-    try:
-        # Non-ASCII text that happens to be valid UTF-8 in another encoding is vanishingly rare,
-        # so this also repairs UTF-8 feeds served as ISO-8859-1 (the "Ã©" mojibake).
-        return body.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
     match = _XML_ENCODING.match(body)
-    declared = _resolve(match.group(1).decode("ascii")) if match else None
-    header = _resolve(w3lib.encoding.http_content_type_encoding(content_type))
-    # The declaration first: the software that wrote the bytes wrote it; the header often is
-    # a server-wide default. resolve_encoding maps latin-1 and ascii labels to cp1252 (WHATWG).
-    fitting: list[str] = []
-    for candidate in (declared, header):
-        if candidate and candidate not in fitting and _decodes(body, candidate):
-            fitting.append(candidate)
-    if len(fitting) == 1:
-        return body.decode(fitting[0]), fitting[0]
-    sniffed = _sniff(body, fitting)
-    if sniffed is not None:
-        return body.decode(sniffed, "replace"), sniffed
-    return body.decode("cp1252", "replace"), "cp1252"
-
-
-def _resolve(label: str | None) -> str | None:
-    if not label:
-        return None
-    resolved = w3lib.encoding.resolve_encoding(label)
-    return str(resolved) if resolved else None
-
-
-def _decodes(body: bytes, encoding: str) -> bool:
-    try:
-        body.decode(encoding)
-    except (UnicodeDecodeError, LookupError):
-        return False
-    return True
-
-
-def _sniff(body: bytes, among: list[str]) -> str | None:
-    """charset_normalizer's pick (limited to ``among`` when given), preferring cp1252 on ties.
-
-    On short Latin text several code pages score alike; cp1252 is the WHATWG default for
-    unlabelled documents and by far the most common of them in news feeds.
-    """
-    results = charset_normalizer.from_bytes(body, cp_isolation=among or None)
-    best = results.best()
-    if best is None:
-        return among[0] if among else None
-    for match in results:
-        # could_be_from_charset: code pages that decode these bytes to the very same text
-        if match.chaos <= best.chaos and "cp1252" in match.could_be_from_charset:
-            return "cp1252"
-    return str(best.encoding)
+    decoded = charsets.decode(
+        body,
+        header_charset=w3lib.encoding.http_content_type_encoding(content_type),
+        declared_charset=match.group(1).decode("ascii") if match else None,
+    )
+    return decoded.text, decoded.encoding
 
 
 def _entries(
