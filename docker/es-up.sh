@@ -1,46 +1,104 @@
 #!/usr/bin/env bash
-# Start one local Elasticsearch node in the background and wait until it is yellow or green.
-# The node comes from org.codelibs:elasticsearch-cluster-runner, resolved by Maven from Central.
+# Start one local Elasticsearch 8 node in the background and wait until it is yellow or green.
+#
+# The node is Elastic's integ-test distribution of Elasticsearch, resolved by Maven from Maven
+# Central (docker/es/pom.xml), plus the project's local-node plugin (docker/es/plugin), which adds
+# the language analysers and the root URL that distribution leaves out. Everything the node
+# writes stays under .local/es. Elasticsearch refuses to run as root, so as root the node runs as
+# the unprivileged user named by NEWSRADAR_ES_USER (default: nobody).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 state="$root/.local/es"
 port="${NEWSRADAR_ES_PORT:-9200}"
 url="http://127.0.0.1:$port"
+es_version=8.19.21
+home="$state/dist/elasticsearch-$es_version"
+plugin="$home/plugins/newsradar-local"
+pid_file="$state/run/es.pid"
 mkdir -p "$state"
+
+fail() { echo "es-up: $*" >&2; exit 1; }
 
 if curl -fsS -m 2 "$url/_cluster/health" >/dev/null 2>&1; then
   echo "es-up: a node already answers on $url"
   exit 0
 fi
 
-cp_file="$state/classpath.txt"
-if [ ! -s "$cp_file" ]; then
-  if ! mvn -B -q -U -s "$root/docker/es/settings.xml" -f "$root/docker/es/pom.xml" \
-      dependency:build-classpath -Dmdep.outputFile="$cp_file" >"$state/maven.log" 2>&1; then
-    rm -f "$cp_file"
+mvn_run() {
+  # Markers and build output go under .local too, so the checkout stays clean.
+  mvn -B -q -s "$root/docker/es/settings.xml" -f "$root/docker/es/pom.xml" \
+    -DmarkersDirectory="$state/markers" -Dproject.build.directory="$state/target" \
+    "$@" >>"$state/maven.log" 2>&1
+}
+if [ ! -x "$home/bin/elasticsearch" ] || [ ! -d "$state/plugin-jars" ]; then
+  rm -rf "$state/dist" "$state/plugin-jars" "$state/markers" "$state/maven.log"
+  if ! mvn_run dependency:unpack-dependencies -DincludeTypes=zip -DoutputDirectory="$state/dist" \
+      || ! mvn_run dependency:copy-dependencies -DexcludeTypes=zip -DoutputDirectory="$state/plugin-jars"; then
+    rm -rf "$state/dist" "$state/plugin-jars"
     reason=$(grep -m1 -oE 'Could not (find|resolve)[^>]*' "$state/maven.log" || tail -n1 "$state/maven.log")
-    echo "es-up: cannot resolve the Elasticsearch node from Maven Central: $reason (log: $state/maven.log)" >&2
-    exit 1
+    fail "cannot resolve the Elasticsearch node from Maven Central: $reason (log: $state/maven.log)"
   fi
 fi
 
-# The runner puts node N on baseHttpPort + N, so one node on $port needs base $port - 1.
-nohup java -Xms1g -Xmx1g -cp "$(cat "$cp_file")" \
-  org.codelibs.elasticsearch.runner.ElasticsearchClusterRunner \
-  -basePath "$state/node" -numOfNode 1 -baseHttpPort "$((port - 1))" \
-  -clusterName newsradar-local -printOnFailure >"$state/node.log" 2>&1 &
-echo $! >"$state/es.pid"
+java_bin="$(command -v java)" || fail "no java on PATH (the node needs Java 17)"
+java_home="${JAVA_HOME:-$(dirname "$(dirname "$(readlink -f "$java_bin")")")}"
+
+# The plugin is rebuilt whenever one of its sources is newer than its jar.
+sources=$(find "$root/docker/es/plugin/src" -name '*.java')
+if [ ! -s "$plugin/newsradar-local.jar" ] || [ -n "$(find "$root/docker/es/plugin" -newer "$plugin/newsradar-local.jar" -type f)" ]; then
+  rm -rf "$plugin" "$state/plugin-classes"
+  mkdir -p "$plugin" "$state/plugin-classes"
+  # shellcheck disable=SC2086
+  "$java_home/bin/javac" --release 17 -nowarn -d "$state/plugin-classes" \
+    -cp "$home/lib/*:$state/plugin-jars/*" $sources >"$state/plugin-build.log" 2>&1 \
+    || fail "the local-node plugin does not compile; see $state/plugin-build.log"
+  "$java_home/bin/jar" cf "$plugin/newsradar-local.jar" -C "$state/plugin-classes" .
+  cp "$state/plugin-jars"/*.jar "$plugin/"
+  sed "s/@ES_VERSION@/$es_version/" "$root/docker/es/plugin/plugin-descriptor.properties" \
+    >"$plugin/plugin-descriptor.properties"
+fi
+
+mkdir -p "$state/data" "$state/logs" "$state/tmp" "$state/run"
+cat >"$home/config/elasticsearch.yml" <<YAML
+cluster.name: newsradar-local
+node.name: local
+network.host: 127.0.0.1
+http.port: $port
+transport.port: $((port + 100))
+discovery.type: single-node
+# Local and test use only: production runs with security on (docker/compose.yml).
+xpack.security.enabled: false
+action.destructive_requires_name: false
+path.data: $state/data
+path.logs: $state/logs
+YAML
+printf -- '-Xms1g\n-Xmx1g\n' >"$home/config/jvm.options.d/heap.options"
+
+run_as=()
+if [ "$(id -u)" = 0 ]; then
+  user="${NEWSRADAR_ES_USER:-nobody}"
+  uid=$(id -u "$user") || fail "no user '$user' to run the node as (set NEWSRADAR_ES_USER)"
+  gid=$(id -g "$user")
+  chown -R "$uid:$gid" "$state/dist" "$state/data" "$state/logs" "$state/tmp" "$state/run"
+  setpriv --reuid="$uid" --regid="$gid" --clear-groups test -w "$state/data" \
+    || fail "user '$user' cannot reach $state; clone into a directory it can read"
+  run_as=(setpriv --reuid="$uid" --regid="$gid" --clear-groups)
+fi
+
+rm -f "$pid_file"
+if ! "${run_as[@]}" env HOME="$state/tmp" ES_TMPDIR="$state/tmp" ES_JAVA_HOME="$java_home" \
+    "$home/bin/elasticsearch" -d -p "$pid_file" >"$state/node.log" 2>&1; then
+  fail "the node did not start; see $state/node.log and $state/logs/newsradar-local.log"
+fi
 
 for _ in $(seq 1 120); do
   if curl -fsS -m 2 "$url/_cluster/health?wait_for_status=yellow&timeout=1s" >/dev/null 2>&1; then
-    echo "es-up: Elasticsearch is up on $url (pid $(cat "$state/es.pid"))"
+    echo "es-up: Elasticsearch $es_version is up on $url (pid $(cat "$pid_file"))"
     exit 0
   fi
-  if ! kill -0 "$(cat "$state/es.pid")" 2>/dev/null; then
-    echo "es-up: the node exited while starting; see $state/node.log" >&2
-    exit 1
+  if [ ! -s "$pid_file" ] || ! kill -0 "$(cat "$pid_file")" 2>/dev/null; then
+    fail "the node exited while starting; see $state/logs/newsradar-local.log"
   fi
   sleep 1
 done
-echo "es-up: no yellow or green health on $url after 120 s; see $state/node.log" >&2
-exit 1
+fail "no yellow or green health on $url after 120 s; see $state/logs/newsradar-local.log"
