@@ -1,0 +1,182 @@
+"""Elasticsearch access: the client from settings, index names, and installing mappings/."""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any, Final
+
+from elasticsearch import ApiError, BadRequestError, Elasticsearch
+from elasticsearch import ConnectionError as EsConnectionError
+
+from pipeline.errors import ConfigError, TransientError
+from pipeline.settings import Settings
+
+__all__ = [
+    "INDICES",
+    "LANGUAGE_FIELDS",
+    "MAPPINGS_DIR",
+    "IndexNames",
+    "InstallReport",
+    "SearchUnavailable",
+    "connect",
+    "install",
+    "load_template",
+]
+
+MAPPINGS_DIR: Final = Path(__file__).resolve().parent.parent / "mappings"
+# Every index newsradar keeps; each has mappings/<name>.json and lives behind the alias
+# <prefix>-<name>, whose write index is <prefix>-<name>-000001 until a rollover.
+INDICES: Final = ("articles", "stories", "frontier", "feeds", "runs", "dead-letters")
+# Languages with their own analysed title_xx / text_xx fields in the articles mapping.
+LANGUAGE_FIELDS: Final = ("en", "ru", "uk", "fr", "de", "es")
+
+
+class SearchUnavailable(TransientError):
+    """Elasticsearch could not be reached or answered with a server error; retry later."""
+
+    def __init__(self, url: str, detail: str) -> None:
+        super().__init__(f"Elasticsearch at {url} is unavailable: {detail}")
+        self.url = url
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class IndexNames:
+    """Aliases and template names under one index prefix."""
+
+    prefix: str
+
+    def alias(self, name: str) -> str:
+        """The alias that reads (and writes) index ``name``, e.g. ``newsradar-articles``."""
+        if name not in INDICES:
+            raise KeyError(name)
+        return f"{self.prefix}-{name}"
+
+    def first_index(self, name: str) -> str:
+        """The concrete index created behind the alias on first install."""
+        return f"{self.alias(name)}-000001"
+
+    def template(self, name: str) -> str:
+        return self.alias(name)
+
+    @property
+    def articles(self) -> str:
+        return self.alias("articles")
+
+    @property
+    def stories(self) -> str:
+        return self.alias("stories")
+
+    @property
+    def frontier(self) -> str:
+        return self.alias("frontier")
+
+    @property
+    def feeds(self) -> str:
+        return self.alias("feeds")
+
+    @property
+    def runs(self) -> str:
+        return self.alias("runs")
+
+    @property
+    def dead_letters(self) -> str:
+        return self.alias("dead-letters")
+
+    @property
+    def pattern(self) -> str:
+        """Every index of this install, for clean-up and status."""
+        return f"{self.prefix}-*"
+
+
+def connect(settings: Settings, *, timeout: float = 30.0) -> Elasticsearch:
+    """A client for ``NEWSRADAR_ES_URL`` with the API key and CA certificates from settings."""
+    options: dict[str, Any] = {"request_timeout": timeout}
+    if settings.es_api_key is not None:
+        options["api_key"] = settings.es_api_key.get_secret_value()
+    if settings.es_ca_certs is not None:
+        options["ca_certs"] = str(settings.es_ca_certs)
+    return Elasticsearch(str(settings.es_url), **options)
+
+
+@cache
+def _template_file(name: str) -> dict[str, Any]:
+    path = MAPPINGS_DIR / f"{name}.json"
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(str(path), name, f"cannot be read as JSON: {exc}") from exc
+    if not isinstance(body, dict) or "template" not in body:
+        raise ConfigError(str(path), name, "is not an index template (no 'template' key)")
+    return body
+
+
+def load_template(name: str, prefix: str) -> dict[str, Any]:
+    """The index template ``mappings/<name>.json`` with ``{prefix}`` filled in."""
+    body = copy.deepcopy(_template_file(name))
+    body["index_patterns"] = [p.replace("{prefix}", prefix) for p in body["index_patterns"]]
+    body.setdefault("_meta", {})["managed_by"] = "newsradar"
+    return body
+
+
+@dataclass(slots=True)
+class InstallReport:
+    """What ``install`` changed: templates written, indices created, mappings extended."""
+
+    templates: list[str] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+    upgraded: list[str] = field(default_factory=list)
+
+
+def install(es: Elasticsearch, prefix: str) -> InstallReport:
+    """Create or upgrade every template, index and alias under ``prefix``; safe to repeat.
+
+    Templates are overwritten (they only shape future indices). An alias that exists keeps its
+    indices and data; their mappings get the fields added since, which Elasticsearch accepts
+    for new fields and refuses for changed ones, so an incompatible change fails loudly here.
+    """
+    names = IndexNames(prefix)
+    report = InstallReport()
+    try:
+        for name in INDICES:
+            body = load_template(name, prefix)
+            es.indices.put_index_template(
+                name=names.template(name),
+                index_patterns=body["index_patterns"],
+                template=body["template"],
+                priority=body.get("priority", 200),
+                meta=body["_meta"],
+            )
+            report.templates.append(names.template(name))
+            alias = names.alias(name)
+            if es.indices.exists_alias(name=alias):
+                es.indices.put_mapping(index=alias, **body["template"]["mappings"])
+                report.upgraded.append(alias)
+                continue
+            try:
+                es.indices.create(
+                    index=names.first_index(name), aliases={alias: {"is_write_index": True}}
+                )
+            except BadRequestError as exc:
+                # Another installer created it between our check and our create.
+                if exc.error != "resource_already_exists_exception":
+                    raise
+                continue
+            report.created.append(names.first_index(name))
+        es.cluster.health(index=names.pattern, wait_for_status="yellow", timeout="30s")
+    except EsConnectionError as exc:
+        raise SearchUnavailable(_url_of(es), str(exc)) from exc
+    except ApiError as exc:
+        if exc.meta.status >= 500:
+            raise SearchUnavailable(_url_of(es), str(exc)) from exc
+        raise
+    return report
+
+
+def _url_of(es: Elasticsearch) -> str:
+    nodes = list(es.transport.node_pool.all())
+    return str(nodes[0].base_url) if nodes else "?"

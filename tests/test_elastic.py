@@ -1,0 +1,98 @@
+"""The local node and ``install``: templates from mappings/, idempotent, language analysers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from elasticsearch import Elasticsearch
+
+from pipeline.elastic import INDICES, MAPPINGS_DIR, IndexNames, install, load_template
+
+
+def test_root_url_reports_an_elasticsearch_8_node(es_client: Elasticsearch) -> None:
+    response = es_client.perform_request("GET", "/")
+    assert response.meta.headers["X-Elastic-Product"] == "Elasticsearch"
+    assert response.body["version"]["number"].startswith("8.")
+
+
+def test_install_twice_gives_the_same_templates(
+    es_client: Elasticsearch, index_prefix: str
+) -> None:
+    first = install(es_client, index_prefix)
+    names = IndexNames(index_prefix)
+    templates = {
+        t["name"]: t["index_template"]
+        for t in es_client.indices.get_index_template(name=f"{index_prefix}-*")["index_templates"]
+    }
+    second = install(es_client, index_prefix)
+    again = {
+        t["name"]: t["index_template"]
+        for t in es_client.indices.get_index_template(name=f"{index_prefix}-*")["index_templates"]
+    }
+    assert sorted(first.created) == sorted(names.first_index(n) for n in INDICES)
+    assert second.created == []
+    assert sorted(second.upgraded) == sorted(names.alias(n) for n in INDICES)
+    assert again == templates
+    assert set(templates) == {names.template(n) for n in INDICES}
+
+
+def test_install_keeps_documents_and_adds_new_fields(
+    es_client: Elasticsearch, index_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install(es_client, index_prefix)
+    names = IndexNames(index_prefix)
+    es_client.index(index=names.runs, id="r1", document={"run_id": "r1"}, refresh=True)
+    body = load_template("runs", index_prefix)
+    body["template"]["mappings"]["properties"]["note"] = {"type": "keyword"}
+    monkeypatch.setattr(
+        "pipeline.elastic.load_template",
+        lambda name, prefix: body if name == "runs" else load_template(name, prefix),
+    )
+    install(es_client, index_prefix)
+    mapping = es_client.indices.get_mapping(index=names.runs)
+    (only,) = mapping.body.values()
+    assert only["mappings"]["properties"]["note"] == {"type": "keyword"}
+    assert es_client.count(index=names.runs)["count"] == 1
+
+
+def test_every_mapping_file_is_a_template_with_the_prefix_placeholder() -> None:
+    for name in INDICES:
+        body = json.loads((MAPPINGS_DIR / f"{name}.json").read_text(encoding="utf-8"))
+        assert body["index_patterns"] == [f"{{prefix}}-{name}-*"]
+        assert body["template"]["mappings"]["dynamic"] == "strict"
+
+
+def _tokens(es: Elasticsearch, index: str, field: str, text: str) -> list[str]:
+    result = es.indices.analyze(index=index, field=field, text=text)
+    return [t["token"] for t in result["tokens"]]
+
+
+def test_russian_field_stems_both_forms_alike_and_english_does_not(
+    es_client: Elasticsearch, index_prefix: str
+) -> None:
+    install(es_client, index_prefix)
+    index = IndexNames(index_prefix).articles
+    ru = [_tokens(es_client, index, "text_ru", w) for w in ("расширения", "расширение")]
+    en = [_tokens(es_client, index, "text_en", w) for w in ("расширения", "расширение")]
+    assert ru[0] == ru[1]
+    assert en == [["расширения"], ["расширение"]]
+
+
+@pytest.mark.parametrize(
+    ("field", "forms"),
+    [
+        ("text_en", ("enlargement", "enlargements")),
+        ("text_uk", ("розширення", "розширенням")),
+        ("text_fr", ("élargissement", "élargissements")),
+        ("text_de", ("Erweiterung", "Erweiterungen")),
+        ("text_es", ("ampliación", "ampliaciones")),
+    ],
+)
+def test_each_language_field_stems_inflected_forms_together(
+    es_client: Elasticsearch, index_prefix: str, field: str, forms: tuple[str, str]
+) -> None:
+    install(es_client, index_prefix)
+    index = IndexNames(index_prefix).articles
+    first, second = (_tokens(es_client, index, field, w) for w in forms)
+    assert first == second
