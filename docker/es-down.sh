@@ -2,7 +2,7 @@
 # Stop the local Elasticsearch node started by es-up.sh, by its pid.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-pid_file="$root/.local/es/run/es.pid"
+pid_file="${NEWSRADAR_ES_STATE:-$root/.local/es}/run/es.pid"
 if [ ! -s "$pid_file" ] || ! kill -0 "$(cat "$pid_file")" 2>/dev/null; then
   echo "es-down: no local node is running"
   rm -f "$pid_file"

@@ -4,11 +4,12 @@
 # The node is Elastic's integ-test distribution of Elasticsearch, resolved by Maven from Maven
 # Central (docker/es/pom.xml), plus the project's local-node plugin (docker/es/plugin), which adds
 # the language analysers and the root URL that distribution leaves out. Everything the node
-# writes stays under .local/es. Elasticsearch refuses to run as root, so as root the node runs as
-# the unprivileged user named by NEWSRADAR_ES_USER (default: nobody).
+# writes stays under .local/es, or NEWSRADAR_ES_STATE; NEWSRADAR_ES_PORT picks the HTTP port
+# (default 9200; transport on port + 100). Elasticsearch refuses to run as root, so as root the
+# node runs as the unprivileged user named by NEWSRADAR_ES_USER (default: nobody).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-state="$root/.local/es"
+state="${NEWSRADAR_ES_STATE:-$root/.local/es}"
 port="${NEWSRADAR_ES_PORT:-9200}"
 url="http://127.0.0.1:$port"
 es_version=8.19.21
