@@ -25,10 +25,22 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
-unit: install
+unit: install compose-tool browser
 	$(VENV)/bin/pytest
 
-test: lint typecheck unit
+# tests/test_compose.py validates docker/compose.yml with Debian's docker-compose, whose `config`
+# needs no Docker engine; --no-install-recommends keeps the engine (docker.io) off the machine.
+.PHONY: compose-tool
+compose-tool:
+	@command -v docker-compose >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null)
+
+# tests/test_alerts.py renders a digest in headless Chromium (Debian's package); a missing
+# browser fails that test, so it is installed here rather than skipped there.
+.PHONY: browser
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+test: lint typecheck browser unit
 
 demo: install
 	$(VENV)/bin/python -m pipeline.demo
@@ -41,6 +53,8 @@ bench: install
 	$(VENV)/bin/python bench/bench_language_dedup.py
 	$(VENV)/bin/python bench/bench_pull.py
 	$(VENV)/bin/python bench/bench_crawl.py
+	bash docker/es-up.sh && $(VENV)/bin/python bench/bench_index.py
+	bash docker/es-up.sh && $(VENV)/bin/python bench/bench_alerts.py
 
 es-up:
 	bash docker/es-up.sh

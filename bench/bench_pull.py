@@ -5,6 +5,12 @@ body for feeds without validators) and must add no entries. Broken feeds (5xx, m
 HTML instead of a feed) must end unhealthy without stopping the pull.
 
     .venv/bin/python bench/bench_pull.py [--feeds 200] [--entries 50] [--workers 8]
+
+With ``--es`` the pulls go through the pull stage (pipeline.ingest_feeds) into the frontier on
+the local Elasticsearch node, under a throwaway index prefix that is deleted afterwards; the
+frontier is counted in Elasticsearch after each pull and the feed states are read back from it.
+
+    .venv/bin/python bench/bench_pull.py --es [--es-url http://127.0.0.1:9200]
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import shlex
 import sys
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,9 +30,13 @@ from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
+from pipeline import feedstate
+from pipeline.elastic import IndexNames, connect, install
 from pipeline.feeds import FeedEntry, FeedState
 from pipeline.fetch import FetchPolicy
+from pipeline.ingest_feeds import PullReport, pull
 from pipeline.pull import FeedPoll, poll_feed
+from pipeline.settings import Config, Source, load_settings
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -129,12 +140,64 @@ def _pull(
     return polls, elapsed
 
 
+def _pull_into_es(urls: list[str], es_url: str, workers: int) -> None:
+    """Both pulls through ingest_feeds.pull into a throwaway frontier; print what ES holds."""
+    prefix = f"bench-{uuid.uuid4().hex[:10]}"
+    settings = load_settings({"NEWSRADAR_ES_URL": es_url, "NEWSRADAR_INDEX_PREFIX": prefix})
+    # Ten feeds per source, as a large site with section feeds would have.
+    sources = tuple(
+        Source(id=f"bench-{n // 10:03d}", name=f"Bench {n // 10}", feeds=tuple(urls[n : n + 10]))
+        for n in range(0, len(urls), 10)
+    )
+    config = Config(settings, sources, ())
+    names = IndexNames(prefix)
+    policy = FetchPolicy(allow_private_networks=True, deadline=10.0)
+    es = connect(settings)
+    try:
+        install(es, prefix)
+        rows: list[tuple[str, PullReport, int]] = []
+        for name, force in (("first", False), ("second", True)):
+            report = pull(config, es, now=NOW, policy=policy, workers=workers, force=force)
+            rows.append((name, report, int(es.count(index=names.frontier)["count"])))
+        stored = feedstate.load(es, names, sources)
+    finally:
+        es.options(ignore_status=404).indices.delete(index=f"{prefix}-*", expand_wildcards="all")
+        es.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-*")
+        es.close()
+    print(f"through ingest_feeds.pull into the frontier on {es_url} (prefix {prefix}, deleted)")
+    header = f"{'pull':<8}{'seconds':>9}{'feeds/s':>9}{'entries':>9}{'entries/s':>11}{'new':>7}"
+    print(header + f"{'seen':>7}{'frontier':>10}{'not-mod':>9}{'errors':>8}")
+    previous = 0
+    for name, report, frontier in rows:
+        entries = sum(f.entries for s in report.sources.values() for f in s.feeds)
+        print(
+            f"{name:<8}{report.elapsed:>9.2f}{report.polled / report.elapsed:>9.0f}{entries:>9}"
+            f"{entries / report.elapsed:>11.0f}{report.new:>7}{report.seen:>7}{frontier:>10}"
+            f"{report.not_modified:>9}"
+            f"{report.errors:>8}"
+        )
+        if name == "second":
+            print(
+                f"frontier entries added by the second pull (counted in ES): {frontier - previous}"
+            )
+        previous = frontier
+    unhealthy = [f for f in stored.values() if not f.healthy]
+    reasons = Counter(f.state.reason for f in unhealthy)
+    print(
+        f"unhealthy feed states in ES: {len(unhealthy)} of {len(stored)} ("
+        + ", ".join(f"{k} {v}" for k, v in reasons.most_common())
+        + ")"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print its table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--feeds", type=int, default=200)
     parser.add_argument("--entries", type=int, default=50)
     parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--es", action="store_true", help="pull into the frontier on a node")
+    parser.add_argument("--es-url", default="http://127.0.0.1:9200")
     args = parser.parse_args(argv)
     server = _Feeds(("127.0.0.1", 0), _Handler)
     server.bodies = _site(args.feeds, args.entries)
@@ -143,6 +206,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     urls = [f"{base}/feed-{n}.xml" for n in range(args.feeds)]
     states: dict[str, FeedState] = {}
     seen: set[str] = set()
+    if args.es:
+        print("command: " + shlex.join([sys.executable, *sys.argv]))
+        print(f"{args.feeds} feeds x {args.entries} entries on loopback, {args.workers} workers")
+        try:
+            _pull_into_es(urls, args.es_url, args.workers)
+        finally:
+            server.shutdown()
+        return 0
     try:
         first, first_s = _pull(urls, states, seen, args.workers)
         second, second_s = _pull(urls, states, seen, args.workers)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from pipeline.errors import ConfigError, NewsradarError
+from pipeline.errors import ConfigError, NewsradarError, TransientError
 from pipeline.mailer import SmtpConfig
 from pipeline.settings import Config, Settings, load_config, load_settings
 
@@ -132,6 +132,298 @@ def _cmd_config(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_search(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline.elastic import IndexNames, connect
+    from pipeline.search import parse_language, parse_when, print_result, search
+
+    language = parse_language(args.lang) if args.lang else None
+    since = parse_when(args.since, "--since") if args.since else None
+    until = parse_when(args.until, "--until") if args.until else None
+    es = connect(settings, timeout=15.0)
+    try:
+        result = search(
+            es,
+            IndexNames(settings.index_prefix),
+            args.query,
+            language=language,
+            source=args.source,
+            since=since,
+            until=until,
+            size=args.size,
+        )
+    finally:
+        es.close()
+    if args.json:
+        print(json.dumps(result.to_json(), ensure_ascii=False))
+    else:
+        print_result(result, args.query)
+    return 0
+
+
+def _cmd_init(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline.alerts import store_rules
+    from pipeline.elastic import IndexNames, connect, install
+
+    config = load_config(settings)
+    es = connect(settings)
+    try:
+        report = install(es, settings.index_prefix)
+        rules = store_rules(
+            es,
+            IndexNames(settings.index_prefix),
+            config.alerts,
+            source=str(settings.config_dir / "alerts.yaml"),
+        )
+    finally:
+        es.close()
+    if args.json:
+        print(json.dumps(asdict(report) | {"rules": asdict(rules)}))
+        return 0
+    print(
+        f"{len(config.alerts)} alert rules stored ({len(rules.stored)} new or changed, "
+        f"{len(rules.removed)} removed)"
+    )
+    for index in report.created:
+        print(f"created  {index}")
+    for alias in report.upgraded:
+        print(f"upgraded {alias} (mapping brought up to date, data kept)")
+    print(
+        f"{len(report.templates)} templates written, {len(report.created)} indices created, "
+        f"{len(report.upgraded)} upgraded, in {settings.es_url} under {settings.index_prefix}-*"
+    )
+    return 0
+
+
+def _cmd_pull(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from rich.console import Console
+
+    from pipeline.elastic import connect
+    from pipeline.ingest_feeds import (
+        fetch_policy,
+        print_report,
+        pull,
+        report_json,
+        terminal_progress,
+    )
+
+    config = load_config(settings)
+    policy = fetch_policy(settings)
+    bar = Console(stderr=True) if sys.stderr.isatty() and not args.json else None
+    es = connect(settings)
+    try:
+        with terminal_progress(bar) as progress:
+            report = pull(
+                config,
+                es,
+                sources=args.source,
+                now=datetime.now(UTC),
+                policy=policy,
+                force=args.force,
+                progress=progress,
+            )
+    finally:
+        es.close()
+    if args.json:
+        print(json.dumps(report_json(report), ensure_ascii=False))
+    else:
+        print_report(report, Console())
+    return 0
+
+
+def _cmd_kibana_import(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline.kibana import run_import
+
+    return run_import(settings, url=args.url, space=args.space, as_json=args.json)
+
+
+def _cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from pipeline.elastic import IndexNames, connect
+    from pipeline.feedstate import collect_status, print_status
+
+    config = load_config(settings)
+    es = connect(settings, timeout=15.0)
+    try:
+        status = collect_status(es, IndexNames(settings.index_prefix), config.sources)
+    finally:
+        es.close()
+    if args.json:
+        print(json.dumps(status, ensure_ascii=False))
+    else:
+        print_status(status, Console())
+    return 0
+
+
+def _cmd_alerts_send(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from pipeline.alerts import send_digests
+    from pipeline.elastic import IndexNames, connect
+
+    config = load_config(settings)
+    smtp = SmtpConfig.from_settings(settings)
+    es = connect(settings)
+    try:
+        report = send_digests(
+            es, IndexNames(settings.index_prefix), config, smtp, now=datetime.now(UTC)
+        )
+    finally:
+        es.close()
+    if args.json:
+        print(json.dumps(asdict(report), ensure_ascii=False))
+        return 0
+    for digest in report.digests:
+        what = f"{digest.rule_id} -> {digest.recipient} ({digest.items} stories)"
+        print(f"{digest.state:<8} {what}" + (f": {digest.reason}" if digest.reason else ""))
+    print(
+        f"{report.sent} digests sent, {report.failed} failed, {report.unknown} unknown, "
+        f"{report.retrying} to retry, {report.held} held by their digest interval"
+    )
+    return 0
+
+
+def _cmd_alerts_test(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from pipeline.alerts import try_rules
+    from pipeline.elastic import IndexNames, connect
+
+    config = load_config(settings)
+    files = [Path(name) for name in args.files]
+    for path in files:
+        if not path.is_file():
+            raise ConfigError(str(path), "", "no such file")
+    es = connect(settings, timeout=15.0)
+    try:
+        results = try_rules(
+            es, IndexNames(settings.index_prefix), config.alerts, files, now=datetime.now(UTC)
+        )
+    finally:
+        es.close()
+    if args.json:
+        print(json.dumps({"files": [asdict(r) for r in results]}, ensure_ascii=False))
+        return 0
+    for result in results:
+        print(
+            f"{result.file}: language {result.language} ({result.method}, p={result.probability})"
+        )
+        for hit in result.hits:
+            print(f"  match  {hit.rule_id} ({hit.name}): {', '.join(hit.terms)}")
+            print(f"         {hit.snippet[:200]}")
+        if not result.hits:
+            print("  no rule matches")
+    return 0
+
+
+def _cmd_alerts_resend(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from pipeline.alerts import resend
+    from pipeline.elastic import IndexNames, connect
+
+    es = connect(settings)
+    try:
+        record = resend(es, IndexNames(settings.index_prefix), args.digest, now=datetime.now(UTC))
+    finally:
+        es.close()
+    print(f"digest {args.digest} is {record.state} again; the next `alerts send` mails it")
+    return 0
+
+
+def _cmd_crawl(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from pipeline.crawl_frontier import crawl_frontier, discover_into_frontier
+    from pipeline.elastic import IndexNames, connect
+    from pipeline.ingest_feeds import fetch_policy
+
+    config = load_config(settings)
+    selected = [config.source(sid) for sid in args.source] if args.source else config.sources
+    now = datetime.now(UTC)
+    err = Console(stderr=True)
+    es = connect(settings)
+    try:
+        if not args.no_discover:
+            found = discover_into_frontier(
+                es,
+                IndexNames(settings.index_prefix),
+                selected,
+                policy=fetch_policy(settings),
+                now=now,
+            )
+            if not args.json:
+                new = sum(c["new"] for c in found.values())
+                err.print(f"discovery: {new} new URLs from sitemaps and section pages")
+        run = crawl_frontier(
+            config,
+            es,
+            now=now,
+            sources=[s.id for s in selected],
+            limit=args.limit,
+            progress=None if args.json else err.print,
+        )
+    finally:
+        es.close()
+    if args.json:
+        by_source = {sid: dict(counts) for sid, counts in run.outcomes.items()}
+        print(
+            json.dumps(
+                {
+                    "run_id": run.run_id,
+                    "claimed": run.claimed,
+                    "indexed": run.indexed,
+                    "duplicates": run.duplicates,
+                    "sources": by_source,
+                }
+            )
+        )
+        return 0
+    table = Table("source", "indexed", "duplicate", "failed", "reasons")
+    for sid, counts in sorted(run.outcomes.items()):
+        failed = {k: v for k, v in counts.items() if k not in ("indexed", "duplicate")}
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(failed.items()))
+        table.add_row(
+            sid,
+            str(counts["indexed"]),
+            str(counts["duplicate"]),
+            str(sum(failed.values())),
+            reasons,
+        )
+    Console().print(table)
+    print(
+        f"crawled {run.claimed} URLs: {run.indexed} indexed, {run.duplicates} duplicates, "
+        f"{run.claimed - run.indexed - run.duplicates} not indexed"
+    )
+    return 0
+
+
+def _cmd_reextract(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline.elastic import IndexNames, connect
+    from pipeline.pages import reextract
+
+    es = connect(settings)
+    try:
+        report = reextract(es, IndexNames(settings.index_prefix), sources=args.source)
+    finally:
+        es.close()
+    if args.json:
+        print(json.dumps(asdict(report)))
+        return 0
+    failed = ", ".join(f"{k} {v}" for k, v in sorted(report.failed.items())) or "none"
+    print(
+        f"re-extracted {report.pages} kept pages: {report.updated} articles updated, "
+        f"{report.unchanged} unchanged, failed: {failed}"
+    )
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="newsradar", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -141,6 +433,68 @@ def _parser() -> argparse.ArgumentParser:
     config_cmd = commands.add_parser("config", help="validate sources.yaml and alerts.yaml")
     config_cmd.add_argument("--json", action="store_true", help="print the parsed configuration")
     config_cmd.set_defaults(handler=_cmd_config)
+    search_cmd = commands.add_parser("search", help="search the indexed articles")
+    search_cmd.add_argument("query", help='words, "a phrase", -excluded, either | or, prefix*')
+    search_cmd.add_argument("--lang", help="only articles in this language (en, ru, ...)")
+    search_cmd.add_argument("--source", help="only articles from this source id")
+    search_cmd.add_argument("--since", help="published on or after (2024-05-01 or ISO time)")
+    search_cmd.add_argument("--until", help="published on or before (a date counts whole)")
+    search_cmd.add_argument("--size", type=int, default=20, help="hits to show (default 20)")
+    search_cmd.add_argument("--json", action="store_true", help="print one JSON object")
+    search_cmd.set_defaults(handler=_cmd_search)
+    init_cmd = commands.add_parser("init", help="create or upgrade the indices; safe to repeat")
+    init_cmd.add_argument("--json", action="store_true", help="print one JSON object")
+    init_cmd.set_defaults(handler=_cmd_init)
+    pull_cmd = commands.add_parser("pull", help="poll the sources' feeds into the frontier")
+    pull_cmd.add_argument(
+        "--source", action="append", metavar="ID", help="only this source (repeatable)"
+    )
+    pull_cmd.add_argument("--force", action="store_true", help="poll feeds that are not due yet")
+    pull_cmd.add_argument("--json", action="store_true", help="print one JSON object")
+    pull_cmd.set_defaults(handler=_cmd_pull)
+    crawl_cmd = commands.add_parser(
+        "crawl", help="discover from sitemaps and section pages, then fetch and index the frontier"
+    )
+    crawl_cmd.add_argument(
+        "--source", action="append", metavar="ID", help="only this source (repeatable)"
+    )
+    crawl_cmd.add_argument("--limit", type=int, default=5000, help="URLs to claim (default 5000)")
+    crawl_cmd.add_argument(
+        "--no-discover", action="store_true", help="only crawl what is already in the frontier"
+    )
+    crawl_cmd.add_argument("--json", action="store_true", help="print one JSON object")
+    crawl_cmd.set_defaults(handler=_cmd_crawl)
+    reextract_cmd = commands.add_parser(
+        "reextract", help="re-run extraction over the kept pages and update the articles"
+    )
+    reextract_cmd.add_argument(
+        "--source", action="append", metavar="ID", help="only this source (repeatable)"
+    )
+    reextract_cmd.add_argument("--json", action="store_true", help="print one JSON object")
+    reextract_cmd.set_defaults(handler=_cmd_reextract)
+    status_cmd = commands.add_parser("status", help="per-source health and totals")
+    status_cmd.add_argument("--json", action="store_true", help="print one JSON object")
+    status_cmd.set_defaults(handler=_cmd_status)
+    alerts_cmd = commands.add_parser("alerts", help="topic alerts: send digests, try rules")
+    alerts = alerts_cmd.add_subparsers(dest="alerts_command", required=True)
+    send_cmd = alerts.add_parser("send", help="mail the pending alert digests")
+    send_cmd.add_argument("--json", action="store_true", help="print one JSON object")
+    send_cmd.set_defaults(handler=_cmd_alerts_send)
+    test_cmd = alerts.add_parser("test", help="which rules match these text or HTML files")
+    test_cmd.add_argument("files", nargs="+", metavar="FILE")
+    test_cmd.add_argument("--json", action="store_true", help="print one JSON object")
+    test_cmd.set_defaults(handler=_cmd_alerts_test)
+    resend_cmd = alerts.add_parser("resend", help="send a failed or unknown digest again")
+    resend_cmd.add_argument("digest", metavar="DIGEST_ID")
+    resend_cmd.set_defaults(handler=_cmd_alerts_resend)
+    kibana = commands.add_parser("kibana", help="Kibana dashboards").add_subparsers(
+        dest="kibana_command", required=True
+    )
+    kibana_import = kibana.add_parser("import", help="import the data views and dashboards")
+    kibana_import.add_argument("--url", help="Kibana's URL (default: NEWSRADAR_KIBANA_URL)")
+    kibana_import.add_argument("--space", metavar="ID", help="Kibana space (default: default)")
+    kibana_import.add_argument("--json", action="store_true", help="print one JSON object")
+    kibana_import.set_defaults(handler=_cmd_kibana_import)
     return parser
 
 
@@ -151,6 +505,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
         return handler(settings, args)
+    except TransientError as exc:
+        # Elasticsearch or another service unreachable: worth retrying, unlike a config error.
+        print(f"newsradar {args.command}: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
     except NewsradarError as exc:
         print(f"newsradar {args.command}: {exc}", file=sys.stderr)
         return 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -96,6 +97,8 @@ class CrawlOutcome:
     band_keys: tuple[str, ...] = ()
     minhash: str | None = None  # base64, as Fingerprint.to_document writes it
     num_perm: int | None = None
+    story_id: str | None = None  # set when the crawl indexed the article
+    duplicate_of: str | None = None  # the earlier article this one copies, if any
 
     def fingerprint(self) -> Fingerprint | None:
         """The article's dedup fingerprint, when the outcome is ``normalised``."""
@@ -200,6 +203,9 @@ class CrawlJob:
     allow_private_networks: bool
     contact_url: str
     policy: CrawlPolicy
+    index: bool = False  # dedup and index each article (IndexPipeline), keep its page
+    run_id: str | None = None
+    countries: Mapping[str, str | None] = field(default_factory=dict)  # source id -> country
 
 
 @dataclass(frozen=True)
@@ -248,6 +254,9 @@ def write_job(job: CrawlJob, files: JobFiles) -> None:
         "contact_url": job.contact_url,
         "languages": dict(job.languages),
         "policy": asdict(job.policy),
+        "index": job.index,
+        "run_id": job.run_id,
+        "countries": dict(job.countries),
     }
     files.job.write_text(json.dumps(header, ensure_ascii=False, indent=1), encoding="utf-8")
     with files.candidates.open("w", encoding="utf-8") as out:
@@ -273,6 +282,9 @@ def read_job(files: JobFiles) -> CrawlJob:
             allow_private_networks=bool(header["allow_private_networks"]),
             contact_url=str(header["contact_url"]),
             policy=policy,
+            index=bool(header.get("index", False)),
+            run_id=header.get("run_id"),
+            countries=dict(header.get("countries") or {}),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(str(files.directory), "", f"not a crawl job: {exc!r}") from None
@@ -289,14 +301,19 @@ def crawl(
     policy: CrawlPolicy | None = None,
     timeout: float = 3600.0,
     workdir: Path | None = None,
+    index: bool = False,
+    run_id: str | None = None,
+    countries: Mapping[str, str | None] | None = None,
 ) -> CrawlReport:
     """Fetch and normalise every candidate in a fresh Scrapy process; one outcome per URL.
 
     The crawl runs as ``python -m spiders.run`` so Twisted's reactor never starts in (and
     never needs restarting in) the caller. ``workdir`` keeps the job, outcome and log files
-    there instead of in a temporary directory. Raises CrawlFailed when the crawl process
-    failed or timed out and CrawlIncomplete when a requested URL has no outcome; both carry
-    the report with every outcome that was recorded.
+    there instead of in a temporary directory. With ``index`` each article is deduplicated
+    and indexed in Elasticsearch (``settings``' node and prefix) by the crawl's item pipeline,
+    its page kept, and its outcome is ``indexed`` or ``duplicate``. Raises CrawlFailed when
+    the crawl process failed or timed out and CrawlIncomplete when a requested URL has no
+    outcome; both carry the report with every outcome that was recorded.
     """
     unique: dict[str, Candidate] = {}
     for candidate in candidates:
@@ -309,12 +326,15 @@ def crawl(
         allow_private_networks=settings.allow_private_networks,
         contact_url=settings.contact_url,
         policy=policy or CrawlPolicy(),
+        index=index,
+        run_id=run_id,
+        countries=dict(countries or {}),
     )
     with _job_directory(workdir) as directory:
         files = JobFiles(directory)
         write_job(job, files)
         started = time.monotonic()
-        run_errors = _run(files, timeout)
+        run_errors = _run(files, timeout, _child_environment(settings))
         report = _report(files, job, run_errors, time.monotonic() - started)
     report = replace(report, repeated_input=len(candidates) - len(unique))
     if report.errors:
@@ -339,12 +359,34 @@ def _job_directory(workdir: Path | None) -> Iterator[Path]:
         yield Path(tmp)
 
 
-def _run(files: JobFiles, timeout: float) -> list[str]:
+def _child_environment(settings: Settings) -> dict[str, str]:
+    """The crawl process's environment: ours, with the Elasticsearch settings of ``settings``.
+
+    Settings may have been built in code rather than from the environment; the child reads
+    them from its environment, and secrets stay out of the job files on disk.
+    """
+    env = dict(os.environ)
+    env["NEWSRADAR_ES_URL"] = str(settings.es_url)
+    env["NEWSRADAR_INDEX_PREFIX"] = settings.index_prefix
+    for name, value in (
+        ("NEWSRADAR_ES_API_KEY", settings.es_api_key and settings.es_api_key.get_secret_value()),
+        ("NEWSRADAR_ES_CA_CERTS", settings.es_ca_certs and str(settings.es_ca_certs)),
+    ):
+        if value:
+            env[name] = value
+        else:
+            env.pop(name, None)
+    return env
+
+
+def _run(files: JobFiles, timeout: float, env: Mapping[str, str]) -> list[str]:
     """Run the crawl process; the problems of the run as seen from outside it."""
     command = [sys.executable, "-m", "spiders.run", str(files.directory)]
     with files.log.open("wb") as log:
         # Output goes to a file, not a pipe: a chatty crawl can never block on a full pipe.
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=dict(env)
+        )
         try:
             code = process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 import urllib.parse
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timezone
@@ -154,6 +155,9 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     root: Path
     base_url: str
+    # GET requests per path, so tests can tell how often a page was really fetched.
+    hits: Counter[str]
+    hits_lock: threading.Lock
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -164,6 +168,9 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
+        server = cast(_Server, self.server)
+        with server.hits_lock:
+            server.hits[urllib.parse.urlsplit(self.path).path] += 1
         self._serve(send_body=True)
 
     def do_HEAD(self) -> None:
@@ -274,6 +281,7 @@ class DemoSite:
         if not self.root.is_dir():
             raise ConfigError(str(self.root), "", "the demo site root is not a directory")
         self._port = port
+        self.hits: Counter[str] = Counter()  # GET requests per path since the site started
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -312,6 +320,8 @@ class DemoSite:
             raise TransientError(f"cannot listen on {_HOST}:{self._port}: {exc.strerror}") from exc
         server.root = self.root
         server.base_url = f"http://{_HOST}:{server.server_address[1]}"
+        server.hits = self.hits
+        server.hits_lock = threading.Lock()
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, name="demosite", kwargs={"poll_interval": 0.1}, daemon=True

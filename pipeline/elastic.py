@@ -31,7 +31,17 @@ __all__ = [
 MAPPINGS_DIR: Final = Path(__file__).resolve().parent.parent / "mappings"
 # Every index newsradar keeps; each has mappings/<name>.json and lives behind the alias
 # <prefix>-<name>, whose write index is <prefix>-<name>-000001 until a rollover.
-INDICES: Final = ("articles", "stories", "frontier", "feeds", "runs", "dead-letters")
+INDICES: Final = (
+    "articles",
+    "stories",
+    "frontier",
+    "feeds",
+    "runs",
+    "dead-letters",
+    "alert-rules",
+    "alert-outbox",
+    "pages",
+)
 # Languages with their own analysed title_xx / text_xx fields in the articles mapping.
 LANGUAGE_FIELDS: Final = ("en", "ru", "uk", "fr", "de", "es")
 
@@ -87,6 +97,18 @@ class IndexNames:
     @property
     def dead_letters(self) -> str:
         return self.alias("dead-letters")
+
+    @property
+    def alert_rules(self) -> str:
+        return self.alias("alert-rules")
+
+    @property
+    def alert_outbox(self) -> str:
+        return self.alias("alert-outbox")
+
+    @property
+    def pages(self) -> str:
+        return self.alias("pages")
 
     @property
     def pattern(self) -> str:
@@ -193,6 +215,8 @@ def _articles_lifecycle(es: Elasticsearch, names: IndexNames) -> dict[str, str]:
     error, and there ``rollover`` below does the same job when called on a schedule.
     """
     try:
+        # Without ILM the node answers 405, and the client then benches the node for a second
+        # (harmless with one node; clusters with ILM never see it).
         es.ilm.get_status()
     except ApiError as exc:
         if exc.meta.status >= 500:

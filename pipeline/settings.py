@@ -24,7 +24,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.errors import ConfigError
 
-__all__ = ["AlertRule", "Config", "Settings", "Source", "load_config", "load_settings"]
+__all__ = [
+    "AlertRule",
+    "Config",
+    "RuleFilters",
+    "Settings",
+    "Source",
+    "load_config",
+    "load_settings",
+]
 
 _M = TypeVar("_M", bound=BaseModel)
 _DURATION = re.compile(r"^(\d+)([smhd])$")
@@ -78,6 +86,12 @@ class Settings(BaseSettings):
     smtp_from: Email = "newsradar@localhost.localdomain"
     allow_private_networks: bool = False
     contact_url: HttpUrl = "https://example.org/newsradar-contact"
+    # `newsradar kibana import`: an API key wins over user and password.
+    kibana_url: HttpUrl = "http://127.0.0.1:5601"
+    kibana_user: str | None = None
+    kibana_password: SecretStr | None = None
+    kibana_api_key: SecretStr | None = None
+    kibana_ca_certs: Path | None = None
 
 
 class Source(BaseModel):
@@ -101,8 +115,22 @@ class Source(BaseModel):
         return self
 
 
+class RuleFilters(BaseModel):
+    """Which articles a rule may match at all; an empty list does not filter."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sources: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+    countries: tuple[Annotated[str, Field(pattern=r"^[A-Z]{2}$")], ...] = ()
+
+
 class AlertRule(BaseModel):
-    """One topic rule; ``queries`` maps a language code to the rule's query in that language."""
+    """One topic rule; ``queries`` maps a language code to the rule's query in that language.
+
+    The query syntax is pipeline.rules'; ``min_sources`` holds a story back until that many
+    distinct sources carry it.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -111,6 +139,8 @@ class AlertRule(BaseModel):
     recipients: tuple[Email, ...] = Field(min_length=1)
     digest: str = "15m"
     queries: dict[str, str] = Field(min_length=1)
+    filters: RuleFilters | None = None
+    min_sources: int = Field(default=1, ge=1, le=100)
 
     @field_validator("digest")
     @classmethod
@@ -126,7 +156,27 @@ class AlertRule(BaseModel):
                 raise ValueError(f"language key {lang!r} is not a two-letter code")
             if not query.strip():
                 raise ValueError(f"the {lang} query is empty")
+        # Imported here: pipeline.rules reads the analysed languages from pipeline.elastic,
+        # which imports this module.
+        from pipeline.elastic import LANGUAGE_FIELDS
+        from pipeline.rules import QuerySyntaxError, parse_query
+
+        for lang, query in value.items():
+            if lang not in LANGUAGE_FIELDS:
+                known = ", ".join(LANGUAGE_FIELDS)
+                raise ValueError(f"unknown language {lang!r}: queries can use {known}")
+            try:
+                parse_query(query)
+            except QuerySyntaxError as exc:
+                raise ValueError(f"the {lang} query: {exc}") from None
         return value
+
+    @model_validator(mode="after")
+    def _filter_languages_have_queries(self) -> AlertRule:
+        for lang in self.filters.languages if self.filters else ():
+            if lang not in self.queries:
+                raise ValueError(f"filters.languages has {lang!r}, which has no query")
+        return self
 
     @property
     def digest_seconds(self) -> int:
@@ -186,6 +236,7 @@ def load_config(settings: Settings) -> Config:
     _check_unique([s.id for s in sources.sources], sources_path, "sources")
     alerts = _load(alerts_path, _AlertsFile, "alerts") if alerts_path.exists() else _AlertsFile()
     _check_unique([a.id for a in alerts.alerts], alerts_path, "alerts")
+    _check_filter_sources(alerts.alerts, {s.id for s in sources.sources}, alerts_path)
     return Config(settings=settings, sources=tuple(sources.sources), alerts=tuple(alerts.alerts))
 
 
@@ -241,3 +292,12 @@ def _check_unique(ids: list[str], path: Path, key: str) -> None:
         if ident in seen:
             raise ConfigError(str(path), f"{key}[{index}] (id={ident})", "duplicate id")
         seen.add(ident)
+
+
+def _check_filter_sources(rules: list[AlertRule], known: set[str], path: Path) -> None:
+    """A rule filtering on a source id that sources.yaml lacks would never match: a typo."""
+    for index, rule in enumerate(rules):
+        for position, source in enumerate(rule.filters.sources if rule.filters else ()):
+            if source not in known:
+                entry = f"alerts[{index}] (id={rule.id}).filters.sources[{position}]"
+                raise ConfigError(str(path), entry, f"no such source {source!r} in sources.yaml")

@@ -1,12 +1,14 @@
-"""What the article spider yields: a fetched page to normalise, or a CrawlOutcome."""
+"""What flows through the crawl: a fetched page, a normalised page to index, or a CrawlOutcome."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
+from pipeline.crawl import CrawlOutcome
 from pipeline.discover import Candidate
 from pipeline.fetch import FetchResult
+from pipeline.normalise import NormalisedArticle
 
 # The request meta key holding the Candidate; redirects and retries copy it along.
 CANDIDATE_META = "newsradar_candidate"
@@ -37,3 +39,23 @@ class FetchedPage:
             f"FetchedPage({self.result.url!r}, status={self.result.status}, "
             f"{len(self.result.body)} bytes)"
         )
+
+
+@dataclass(frozen=True, repr=False)
+class NormalisedPage:
+    """A fetched page that normalised into an article, on its way to the index."""
+
+    page: FetchedPage
+    article: NormalisedArticle
+    outcome: CrawlOutcome  # "normalised"; the index pipeline turns it into indexed/duplicate
+
+    @property
+    def url(self) -> str:
+        return self.page.url
+
+    @property
+    def source(self) -> str:
+        return self.page.source
+
+    def __repr__(self) -> str:
+        return f"NormalisedPage({self.page.result.url!r}, article={self.article.id})"

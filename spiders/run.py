@@ -61,9 +61,18 @@ def scrapy_settings(job: CrawlJob, files: JobFiles) -> ScrapySettings:
             "RETRY_AFTER_MAX": policy.retry_after_max,
             "LOG_LEVEL": policy.log_level,
             "OUTCOMES_FILE": str(files.outcomes),
+            "NEWSRADAR_INDEX": job.index,
+            "NEWSRADAR_RUN_ID": job.run_id,
+            "NEWSRADAR_COUNTRIES": dict(job.countries),
         },
         priority="cmdline",
     )
+    if job.index:
+        pipelines = {
+            **settings.getdict("ITEM_PIPELINES"),
+            "spiders.pipelines.index.IndexPipeline": 400,
+        }
+        settings.set("ITEM_PIPELINES", pipelines, priority="cmdline")
     for name, value in policy.scrapy_settings.items():
         if isinstance(value, Mapping):
             # Component dicts (ITEM_PIPELINES, DOWNLOADER_MIDDLEWARES...) are extended.

@@ -11,7 +11,7 @@ from scrapy.exceptions import NotConfigured
 from twisted.python.failure import Failure
 
 from pipeline.crawl import CrawlOutcome
-from spiders.items import CANDIDATE_META, FetchedPage
+from spiders.items import CANDIDATE_META, FetchedPage, NormalisedPage
 
 if TYPE_CHECKING:
     from typing import Self
@@ -117,6 +117,6 @@ class OutcomeLedger:
 
 
 def _origin(item: Any) -> tuple[str | None, str]:
-    if isinstance(item, CrawlOutcome | FetchedPage):
+    if isinstance(item, CrawlOutcome | FetchedPage | NormalisedPage):
         return item.url, item.source
     return None, ""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 from pipeline.crawl import CrawlOutcome
 from pipeline.dedup import DEFAULT_CONFIG, fingerprint
@@ -11,7 +11,10 @@ from pipeline.errors import PermanentError, UrlFailure
 from pipeline.language import detect_language
 from pipeline.normalise import normalise_page
 from pipeline.urls import UnsupportedURL
-from spiders.items import FetchedPage
+from spiders.items import FetchedPage, NormalisedPage
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +30,14 @@ class NormalisePipeline:
     A PermanentError is the page's outcome; any other exception is a bug, and it fails the
     item (outcome ``error``) and so the crawl.
     """
+
+    def __init__(self, *, index: bool = False) -> None:
+        self.index = index
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        # With indexing on, the article travels on to IndexPipeline; else its outcome is final.
+        return cls(index=crawler.settings.getbool("NEWSRADAR_INDEX"))
 
     def open_spider(self) -> None:
         """Load the language model and the MinHash permutations before the first download."""
@@ -69,7 +80,7 @@ class NormalisePipeline:
                 final_url=result.url,
                 detail=detail,
             )
-        return CrawlOutcome(
+        outcome = CrawlOutcome(
             url=candidate.url,
             source=candidate.source,
             outcome="normalised",
@@ -84,6 +95,9 @@ class NormalisePipeline:
             minhash=str(article.fingerprint.to_document()["minhash"]),
             num_perm=article.fingerprint.num_perm,
         )
+        if self.index:
+            return NormalisedPage(page=item, article=article, outcome=outcome)
+        return outcome
 
 
 def _reason(exc: PermanentError) -> tuple[str, str]:

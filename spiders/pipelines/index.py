@@ -1,0 +1,169 @@
+"""Item pipeline: normalised articles are deduplicated into stories and indexed, in batches.
+
+Elasticsearch round trips are batched (one dedup lookup and one bulk per batch, not per page)
+and run in a worker thread, so the reactor keeps downloading while a batch is written. Each
+page's item waits for its batch; its outcome is then ``indexed`` (a new story) or
+``duplicate`` (a copy of an earlier article, or a URL indexed before). When a batch cannot
+be written, every page in it fails its item, which fails the crawl: the frontier keeps those
+URLs for the next run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Self
+
+from pipeline.crawl import CrawlOutcome
+from pipeline.elastic import IndexNames, connect
+from pipeline.pages import KeptPage, keep
+from pipeline.settings import load_settings
+from pipeline.stories import StoryDecision, ingest
+from spiders.items import NormalisedPage
+
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
+    from scrapy.crawler import Crawler
+
+logger = logging.getLogger(__name__)
+
+_KEPT_HEADERS = ("content-type", "content-language")
+
+
+class IndexPipeline:
+    """Turns NormalisedPage items into final CrawlOutcomes by indexing their articles."""
+
+    def __init__(
+        self,
+        es: Elasticsearch,
+        names: IndexNames,
+        *,
+        run_id: str | None,
+        countries: dict[str, str | None],
+        batch_size: int = 100,
+        linger: float = 0.5,
+    ) -> None:
+        self.es = es
+        self.names = names
+        self.run_id = run_id
+        self.countries = countries
+        self.batch_size = batch_size
+        self.linger = linger  # seconds a partial batch waits for company
+        self._pending: list[tuple[NormalisedPage, asyncio.Future[CrawlOutcome]]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._flushes: set[asyncio.Task[None]] = set()
+        self._lock: asyncio.Lock | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        # The crawl process inherits the Elasticsearch settings through its environment.
+        settings = load_settings()
+        return cls(
+            connect(settings),
+            IndexNames(settings.index_prefix),
+            run_id=crawler.settings.get("NEWSRADAR_RUN_ID"),
+            countries=dict(crawler.settings.getdict("NEWSRADAR_COUNTRIES")),
+            batch_size=crawler.settings.getint("NEWSRADAR_INDEX_BATCH", 100),
+        )
+
+    async def process_item(self, item: Any) -> Any:
+        """The item's final outcome once its batch is written; other items pass through."""
+        if not isinstance(item, NormalisedPage):
+            return item
+        future: asyncio.Future[CrawlOutcome] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        if len(self._pending) >= self.batch_size:
+            self._flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.linger, self._flush)
+        return await future
+
+    async def close_spider(self) -> None:
+        """Write what is still waiting, then close the client."""
+        self._flush()
+        while self._flushes:
+            await asyncio.gather(*self._flushes, return_exceptions=True)
+        self.es.close()
+
+    def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        task = asyncio.ensure_future(self._write(batch))
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def _write(
+        self, batch: list[tuple[NormalisedPage, asyncio.Future[CrawlOutcome]]]
+    ) -> None:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        # One batch at a time: the bulk writes of one crawl stay in order.
+        async with self._lock:
+            try:
+                outcomes = await asyncio.to_thread(self._index, [item for item, _ in batch])
+            except Exception as exc:  # every page of the batch fails: none is indexed for sure
+                logger.error("Indexing a batch of %d articles failed: %r", len(batch), exc)
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                return
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if not future.done():
+                future.set_result(outcome)
+
+    def _index(self, items: list[NormalisedPage]) -> list[CrawlOutcome]:
+        """Runs in a worker thread: keep the pages, then dedup and index the articles."""
+        now = datetime.now(UTC)
+        keep(self.es, self.names, (_kept(item) for item in items), run_id=self.run_id)
+        by_country: dict[str | None, list[int]] = defaultdict(list)
+        for position, item in enumerate(items):
+            by_country[self.countries.get(item.source)].append(position)
+        decisions: dict[int, StoryDecision] = {}
+        for country, positions in by_country.items():
+            made = ingest(
+                self.es,
+                self.names,
+                [items[p].article for p in positions],
+                fetched=now,
+                country=country,
+                run_id=self.run_id,
+            )
+            decisions.update(zip(positions, made, strict=True))
+        return [_final(item.outcome, decisions[p]) for p, item in enumerate(items)]
+
+
+def _kept(item: NormalisedPage) -> KeptPage:
+    result = item.page.result
+    candidate = item.page.candidate
+    return KeptPage(
+        article_id=item.article.id,
+        url=candidate.link,
+        final_url=result.url,
+        source=candidate.source,
+        status=result.status,
+        headers={k: v for k in _KEPT_HEADERS if (v := result.headers.get(k)) is not None},
+        body=result.body,
+        fetched=item.page.fetched_at,
+        language_hint=item.page.language_hint,
+        feed_title=candidate.title,
+        feed_published=candidate.published_raw,
+    )
+
+
+def _final(outcome: CrawlOutcome, decision: StoryDecision) -> CrawlOutcome:
+    if decision.kind == "new":
+        return replace(outcome, outcome="indexed", story_id=decision.story_id)
+    return replace(
+        outcome,
+        outcome="duplicate",
+        story_id=decision.story_id,
+        duplicate_of=decision.duplicate_of,
+        detail=decision.kind,
+    )

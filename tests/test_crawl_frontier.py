@@ -1,0 +1,177 @@
+"""The crawl stage on the real node and the demo site: claims, indexing, outcomes, reextract."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from elasticsearch import Elasticsearch
+from httpfaults import closed_port
+
+from pipeline.crawl import CrawlFailed
+from pipeline.crawl_frontier import crawl_frontier, discover_into_frontier
+from pipeline.demo import DEMO_CRAWL
+from pipeline.demosite import DemoSite, load_catalog
+from pipeline.elastic import IndexNames, install
+from pipeline.frontier import count
+from pipeline.ingest_feeds import fetch_policy, pull
+from pipeline.pages import reextract
+from pipeline.settings import Config, Settings
+from pipeline.urls import url_id
+
+NOW = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[DemoSite]:
+    with DemoSite() as running:
+        yield running
+
+
+def _config(settings: Settings, site: DemoSite) -> Config:
+    local = settings.model_copy(update={"allow_private_networks": True})
+    return Config(settings=local, sources=site.sources(), alerts=())
+
+
+def _fill_frontier(es: Elasticsearch, config: Config) -> IndexNames:
+    names = IndexNames(config.settings.index_prefix)
+    install(es, names.prefix)
+    policy = fetch_policy(config.settings)
+    pull(config, es, now=NOW, policy=policy, force=True)
+    discover_into_frontier(es, names, config.sources, policy=policy, now=NOW)
+    es.indices.refresh(index=names.frontier)
+    return names
+
+
+def _article_paths() -> dict[str, bool]:
+    """Every demo article's canonical path -> whether robots.txt lets it be fetched.
+
+    An AMP page is the same article as its canonical page: only the canonical one is fetched.
+    """
+    return {a.canonical: not a.robots_disallowed for a in load_catalog()}
+
+
+def test_every_reachable_demo_article_is_fetched_once_and_indexed(
+    es_client: Elasticsearch, es_settings: Settings, site: DemoSite
+) -> None:
+    config = _config(es_settings, site)
+    names = _fill_frontier(es_client, config)
+    before = Counter(site.hits)
+    run = crawl_frontier(config, es_client, now=NOW, policy=DEMO_CRAWL)
+    fetched = site.hits - before
+    es_client.indices.refresh(index=names.pattern)
+
+    paths = _article_paths()
+    allowed = [p for p, ok in paths.items() if ok]
+    disallowed = [p for p, ok in paths.items() if not ok]
+    assert {p: fetched[p] for p in allowed if fetched[p] != 1} == {}
+    assert all(fetched[p] == 0 for p in disallowed)
+    stored = es_client.mget(
+        index=names.articles, ids=[url_id(site.url(p)) for p in allowed], source=["source"]
+    )
+    assert all(doc["found"] for doc in stored["docs"])
+    assert run.indexed + run.duplicates == len(allowed)
+    assert es_client.count(index=names.pages)["count"] == len(allowed)
+    assert count(es_client, names) == Counter({"done": len(allowed), "failed": len(disallowed)})
+
+    # A second crawl finds nothing pending and fetches nothing.
+    again = crawl_frontier(config, es_client, now=NOW + timedelta(minutes=5), policy=DEMO_CRAWL)
+    assert again.claimed == 0
+    assert es_client.count(index=names.articles)["count"] == len(allowed)
+
+
+def test_outcomes_are_written_back_with_reasons(
+    es_client: Elasticsearch, es_settings: Settings, site: DemoSite
+) -> None:
+    config = _config(es_settings, site)
+    names = _fill_frontier(es_client, config)
+    crawl_frontier(config, es_client, now=NOW, policy=DEMO_CRAWL)
+    es_client.indices.refresh(index=names.frontier)
+    failed = es_client.search(index=names.frontier, query={"term": {"state": "failed"}}, size=10)[
+        "hits"
+    ]["hits"]
+    disallowed = [p for p, ok in _article_paths().items() if not ok]
+    assert sorted(h["_source"]["url"] for h in failed) == sorted(site.url(p) for p in disallowed)
+    assert {h["_source"]["outcome"] for h in failed} == {"robots"}
+    runs = es_client.search(index=names.runs, query={"term": {"stage": "crawl"}}, size=50)["hits"][
+        "hits"
+    ]
+    assert sum(h["_source"]["failed_by_reason"].get("robots", 0) for h in runs) == len(disallowed)
+
+
+def test_two_concurrent_crawls_fetch_each_url_once(
+    es_client: Elasticsearch, es_settings: Settings, site: DemoSite
+) -> None:
+    config = _config(es_settings, site)
+    names = _fill_frontier(es_client, config)
+    before = Counter(site.hits)
+    runs = []
+    errors: list[BaseException] = []
+
+    def one(worker: str) -> None:
+        try:
+            runs.append(
+                crawl_frontier(config, es_client, now=NOW, policy=DEMO_CRAWL, worker=worker)
+            )
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(w,)) for w in ("left", "right")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    fetched = site.hits - before
+    allowed = [p for p, ok in _article_paths().items() if ok]
+    assert {p: fetched[p] for p in allowed if fetched[p] != 1} == {}
+    assert sum(run.claimed for run in runs) == len(_article_paths())
+    es_client.indices.refresh(index=names.articles)
+    assert es_client.count(index=names.articles)["count"] == len(allowed)
+
+
+def test_reextract_reproduces_the_indexed_text_from_kept_pages(
+    es_client: Elasticsearch, es_settings: Settings, site: DemoSite
+) -> None:
+    config = _config(es_settings, site)
+    names = _fill_frontier(es_client, config)
+    crawl_frontier(config, es_client, now=NOW, policy=DEMO_CRAWL)
+    es_client.indices.refresh(index=names.articles)
+    hits = es_client.search(index=names.articles, size=100, source=["text", "title"])["hits"]
+    original = {h["_id"]: h["_source"] for h in hits["hits"]}
+    # Spoil two articles' text, as a faulty extractor would have left them.
+    spoiled = sorted(original)[:2]
+    for doc_id in spoiled:
+        es_client.update(index=names.articles, id=doc_id, doc={"text": "lost"})
+    report = reextract(es_client, names)
+    es_client.indices.refresh(index=names.articles)
+    assert report.pages == len(original)
+    assert report.updated == len(spoiled)
+    assert report.unchanged == len(original) - len(spoiled)
+    after = es_client.search(index=names.articles, size=100, source=["text", "title"])["hits"]
+    assert {h["_id"]: h["_source"] for h in after["hits"]} == original
+
+
+def test_a_crawl_that_cannot_index_fails_and_returns_its_urls_to_pending(
+    es_client: Elasticsearch, es_settings: Settings, site: DemoSite
+) -> None:
+    config = _config(es_settings, site)
+    names = _fill_frontier(es_client, config)
+    # The crawl process is pointed at a closed port: its item pipeline cannot write.
+    broken = config.settings.model_copy(update={"es_url": f"http://127.0.0.1:{closed_port()}"})
+    with pytest.raises(CrawlFailed, match="item pipeline errors"):
+        crawl_frontier(
+            Config(settings=broken, sources=config.sources, alerts=()),
+            es_client,
+            now=NOW,
+            policy=DEMO_CRAWL,
+            sources=["northwind-times"],
+        )
+    es_client.indices.refresh(index=names.frontier)
+    states = count(es_client, names, source="northwind-times")
+    assert states["done"] == 0
+    assert states["pending"] > 0
+    assert es_client.count(index=names.articles)["count"] == 0

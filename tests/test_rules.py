@@ -1,0 +1,358 @@
+"""Rule queries: parsing and its errors, compiling, and matching on the real language analysers."""
+
+# Cyrillic test strings are meant to be Cyrillic, not look-alike Latin letters.
+# ruff: noqa: RUF001
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from elasticsearch import Elasticsearch
+
+from pipeline.alerts import try_rules
+from pipeline.demosite import load_catalog
+from pipeline.elastic import IndexNames, load_template
+from pipeline.errors import ConfigError
+from pipeline.rules import (
+    And,
+    Not,
+    Or,
+    Phrase,
+    QuerySyntaxError,
+    Term,
+    check_terms,
+    compile_language,
+    compile_rule,
+    parse_query,
+)
+from pipeline.settings import AlertRule, load_config, load_settings
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO = REPO / "demo" / "site"
+NOW = datetime(2025, 11, 1, 12, 0, tzinfo=UTC)
+
+
+# --- parsing ----------------------------------------------------------------------------------
+
+
+def test_words_are_anded_and_or_binds_loosest() -> None:
+    assert parse_query("a b OR c") == Or((And((Term("a"), Term("b"))), Term("c")))
+    assert parse_query("a AND (b OR c)") == And((Term("a"), Or((Term("b"), Term("c")))))
+
+
+def test_phrases_proximity_prefixes_and_not() -> None:
+    node = parse_query('"join NATO"~3 расшир* NOT учени*')
+    assert node == And(
+        (Phrase("join NATO", 3), Term("расшир", prefix=True), Not(Term("учени", prefix=True)))
+    )
+
+
+def test_lower_case_operators_are_words() -> None:
+    assert parse_query("salt and pepper") == And((Term("salt"), Term("and"), Term("pepper")))
+
+
+@pytest.mark.parametrize(
+    ("query", "problem"),
+    [
+        ('"NATO enlargement', "unbalanced quote"),
+        ("(NATO OR OTAN", "unbalanced parenthesis: this ( is never closed"),
+        ("NATO OR OTAN)", "unbalanced parenthesis: this ) has no matching ("),
+        ("NATO AND", "AND has nothing after it"),
+        ("NATO OR", "OR has nothing after it"),
+        ("OR NATO", "OR has nothing before it"),
+        ("NATO AND OR OTAN", "AND has nothing after it"),
+        ("NATO NOT", "NOT has nothing after it"),
+        ("", "empty query"),
+        ("   ", "empty query"),
+        ("()", "empty parentheses"),
+        ('""', "empty phrase"),
+        ("*largement", "leading wildcard"),
+        ("enl*ment", "only a trailing *"),
+        ("e*", "too short"),
+        ("enlargemen?", "'?' wildcards are not supported"),
+        ('"join NATO*"', "wildcards cannot be used inside a quoted phrase"),
+        ('"join NATO"~', "~ must be followed by a number"),
+        ('"join NATO"~500', "proximity ~500 is over"),
+        ("title:NATO", "field names"),
+        ("NATO^2", "boosts"),
+        ("NATO && OTAN", "write AND instead of &&"),
+        ("NATO -exercise", "write NOT instead of a leading '-'"),
+        ("NOT exercise", "NOT needs a positive term"),
+        ("NATO OR NOT exercise", "'OR NOT' matches almost everything"),
+    ],
+)
+def test_each_kind_of_bad_query_is_refused(query: str, problem: str) -> None:
+    with pytest.raises(QuerySyntaxError) as info:
+        parse_query(query)
+    assert problem in str(info.value)
+
+
+def test_errors_give_the_column() -> None:
+    with pytest.raises(QuerySyntaxError) as info:
+        parse_query('NATO AND "join')
+    assert info.value.column == 10
+
+
+# --- validation in alerts.yaml ------------------------------------------------------------------
+
+SOURCES = """\
+sources:
+  - id: example-world
+    name: Example World News
+    feeds: [https://example.org/rss.xml]
+"""
+
+
+def _alerts(queries: str, extra: str = "") -> str:
+    return (
+        "alerts:\n"
+        "  - id: nato-enlargement\n"
+        "    name: NATO enlargement\n"
+        "    recipients: [analyst@example.org]\n"
+        f"{extra}"
+        "    queries:\n"
+        f"{queries}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("alerts", "entry", "problem"),
+    [
+        (
+            _alerts("      en: NATO\n      ru: '\"расширение НАТО'\n"),
+            "alerts[0] (id=nato-enlargement).queries",
+            "the ru query: unbalanced quote",
+        ),
+        (
+            _alerts("      de: '(NATO OR Beitritt'\n"),
+            "alerts[0] (id=nato-enlargement).queries",
+            "the de query: unbalanced parenthesis",
+        ),
+        (
+            _alerts("      fr: 'OTAN AND'\n"),
+            "alerts[0] (id=nato-enlargement).queries",
+            "the fr query: AND has nothing after it",
+        ),
+        (
+            _alerts("      uk: '*ширення'\n"),
+            "alerts[0] (id=nato-enlargement).queries",
+            "the uk query: leading wildcard",
+        ),
+        (
+            _alerts("      it: NATO\n"),
+            "alerts[0] (id=nato-enlargement).queries",
+            "unknown language 'it'",
+        ),
+        (
+            _alerts("      en: NATO\n", "    filters:\n      languages: [de]\n"),
+            "alerts[0] (id=nato-enlargement)",
+            "filters.languages has 'de', which has no query",
+        ),
+        (
+            _alerts("      en: NATO\n", "    filters:\n      sources: [nowhere-news]\n"),
+            "alerts[0] (id=nato-enlargement).filters.sources[0]",
+            "no such source 'nowhere-news'",
+        ),
+        (
+            _alerts("      en: NATO\n", "    min_sources: 0\n"),
+            "alerts[0] (id=nato-enlargement).min_sources",
+            "greater than or equal to 1",
+        ),
+    ],
+)
+def test_bad_rules_name_the_file_the_rule_and_the_language(
+    tmp_path: Path, alerts: str, entry: str, problem: str
+) -> None:
+    (tmp_path / "sources.yaml").write_text(SOURCES, encoding="utf-8")
+    (tmp_path / "alerts.yaml").write_text(alerts, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(load_settings({"NEWSRADAR_CONFIG_DIR": str(tmp_path)}))
+    assert info.value.source.endswith("alerts.yaml")
+    assert info.value.entry == entry
+    assert problem in info.value.problem
+
+
+# --- compiling --------------------------------------------------------------------------------
+
+
+def test_compiled_language_query_uses_that_languages_fields() -> None:
+    query = compile_language(parse_query('NATO "join NATO"~3 enl* NOT exercise'), "en")
+    fields = ["title_en^2", "text_en"]
+    assert query == {
+        "bool": {
+            "must": [
+                {"multi_match": {"query": "NATO", "type": "phrase", "fields": fields}},
+                {
+                    "multi_match": {
+                        "query": "join NATO",
+                        "type": "phrase",
+                        "fields": fields,
+                        "slop": 3,
+                    }
+                },
+                {
+                    "multi_match": {
+                        "query": "enl",
+                        "type": "bool_prefix",
+                        "fields": fields,
+                        "operator": "and",
+                    }
+                },
+            ],
+            "must_not": [
+                {"multi_match": {"query": "exercise", "type": "phrase", "fields": fields}}
+            ],
+        }
+    }
+
+
+def test_compiled_rule_ors_languages_and_applies_filters() -> None:
+    rule = AlertRule.model_validate(
+        {
+            "id": "r",
+            "name": "R",
+            "recipients": ["a@example.org"],
+            "queries": {"en": "NATO", "de": "NATO", "fr": "OTAN"},
+            "filters": {"sources": ["s1"], "countries": ["DE"], "languages": ["en", "de"]},
+        }
+    )
+    query = compile_rule(rule)["bool"]
+    assert query["minimum_should_match"] == 1
+    assert [c["multi_match"]["fields"][1] for c in query["should"]] == ["text_en", "text_de"]
+    assert {"terms": {"source": ["s1"]}} in query["filter"]
+    assert {"terms": {"country": ["DE"]}} in query["filter"]
+    assert {"terms": {"language": ["en", "de"]}} in query["filter"]
+    unfiltered = compile_rule(rule, with_filters=False)["bool"]["filter"]
+    assert unfiltered == [{"terms": {"language": ["en", "de"]}}]
+
+
+# --- on the real analysers ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def articles_index(es_client: Elasticsearch, index_prefix: str) -> Iterator[str]:
+    """A throw-away index shaped by mappings/articles.json."""
+    template = load_template("articles", index_prefix)["template"]
+    index = f"{index_prefix}-articles-000001"
+    es_client.indices.create(
+        index=index, settings=template["settings"], mappings=template["mappings"]
+    )
+    yield index
+
+
+def _index(es: Elasticsearch, index: str, docs: dict[str, tuple[str, str, str]]) -> None:
+    for doc_id, (lang, title, text) in docs.items():
+        document: dict[str, Any] = {
+            "title": title,
+            "text": text,
+            "language": lang,
+            f"title_{lang}": title,
+            f"text_{lang}": text,
+        }
+        es.index(index=index, id=doc_id, document=document)
+    es.indices.refresh(index=index)
+
+
+def _matching(es: Elasticsearch, index: str, query: dict[str, Any]) -> set[str]:
+    return {hit["_id"] for hit in es.search(index=index, query=query, size=100)["hits"]["hits"]}
+
+
+# Query word in its dictionary form, the article carries an inflected one.
+INFLECTED = {
+    "en": ("enlargement", "Talks on the enlargements of the alliance went on."),
+    "ru": ("расширение", "Вопрос расширения альянса обсуждали долго."),
+    "uk": ("розширення", "Про розширенню альянсу говорили довго."),
+    "fr": ("élargissement", "Les élargissements successifs de l'alliance."),
+    "de": ("Erweiterung", "Über die Erweiterungen des Bündnisses wurde gestritten."),
+    "es": ("ampliación", "Las ampliaciones sucesivas de la alianza."),
+}
+
+
+@pytest.mark.parametrize("lang", sorted(INFLECTED))
+def test_each_language_matches_an_inflected_form(
+    es_client: Elasticsearch, articles_index: str, lang: str
+) -> None:
+    word, text = INFLECTED[lang]
+    other = "fr" if lang != "fr" else "de"
+    _index(
+        es_client,
+        articles_index,
+        {"inflected": (lang, "", text), "other-language": (other, "", INFLECTED[other][1])},
+    )
+    assert _matching(es_client, articles_index, compile_language(parse_query(word), lang)) == {
+        "inflected"
+    }
+
+
+def test_prefix_phrase_proximity_and_not_on_russian(
+    es_client: Elasticsearch, articles_index: str
+) -> None:
+    _index(
+        es_client,
+        articles_index,
+        {
+            "accession": ("ru", "", "Финляндия решила вступить в НАТО весной."),
+            "exercise": ("ru", "", "НАТО проводит учения у границ, расширения не обсуждали."),
+            "far": ("ru", "", "Вступить, по словам министра, страна когда-нибудь сможет в НАТО."),
+        },
+    )
+
+    def ids(query: str) -> set[str]:
+        return _matching(es_client, articles_index, compile_language(parse_query(query), "ru"))
+
+    assert ids("расшир*") == {"exercise"}
+    assert ids('"вступить в НАТО"') == {"accession"}
+    assert ids('"вступить в НАТО"~8') == {"accession", "far"}
+    assert ids("НАТО NOT учения") == {"accession", "far"}
+
+
+def test_stop_words_are_refused_before_they_silently_match_nothing(
+    es_client: Elasticsearch,
+) -> None:
+    rule = AlertRule.model_validate(
+        {
+            "id": "stop",
+            "name": "Stop",
+            "recipients": ["a@example.org"],
+            "queries": {"en": "NATO and enlargement"},
+        }
+    )
+    with pytest.raises(ConfigError) as info:
+        check_terms(es_client, [rule])
+    assert info.value.entry == "alerts (id=stop).queries.en"
+    assert "'and' is a stop word for the english analyser" in info.value.problem
+
+
+# --- the shipped nato-enlargement rule on the demo site -----------------------------------------
+
+
+def _demo_paths(*, story: str | None = None, topic: str | None = None) -> list[Path]:
+    return [
+        DEMO / entry.path.lstrip("/")
+        for entry in load_catalog()
+        if (story is None or entry.story == story) and (topic is None or entry.topic == topic)
+    ]
+
+
+@pytest.mark.parametrize("folder", ["config", "config/demo"])
+def test_shipped_rule_matches_the_1954_story_in_every_language_and_not_distractors(
+    es_client: Elasticsearch, index_prefix: str, folder: str
+) -> None:
+    config = load_config(load_settings({"NEWSRADAR_CONFIG_DIR": str(REPO / folder)}))
+    rule = next(r for r in config.alerts if r.id == "nato-enlargement")
+    assert {"en", "ru", "uk", "fr", "de", "es"} <= set(rule.queries)
+    story = _demo_paths(story="ussr-1954-nato-request")
+    # The original, the reworded copy from a second source, and the ru/uk translations.
+    assert len(story) == 4
+    distractors = _demo_paths(topic="nato-other")  # a budget summit, exercises, a speech
+    assert len(distractors) >= 4
+    results = try_rules(es_client, IndexNames(index_prefix), [rule], story + distractors, now=NOW)
+    verdicts = {Path(r.file): bool(r.hits) for r in results}
+    assert all(verdicts[path] for path in story), verdicts
+    assert not any(verdicts[path] for path in distractors), verdicts
+    languages = {r.language for r in results if Path(r.file) in story}
+    assert languages == {"en", "ru", "uk"}
