@@ -54,6 +54,11 @@ class SearchUnavailable(TransientError):
         self.url = url
         self.detail = detail
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Airflow and multiprocessing pickle exceptions; the default would call __init__ with
+        # the message alone.
+        return (type(self), (self.url, self.detail))
+
 
 @dataclass(frozen=True, slots=True)
 class IndexNames:

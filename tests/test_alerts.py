@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import struct
 import subprocess
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 from elasticsearch import Elasticsearch
-from smtpservers import HOST, RawSmtpServer, ScriptedHandler, smtpd
+from smtpservers import HOST, RawSmtpServer, ScriptedHandler, closed_port, smtpd
 
 from pipeline.alerts import (
     SENDING_LEASE,
@@ -24,6 +25,7 @@ from pipeline.alerts import (
     send_digests,
     store_rules,
 )
+from pipeline.cli import main
 from pipeline.demosite import load_catalog, load_sources
 from pipeline.elastic import IndexNames, install
 from pipeline.extract import extract_article
@@ -427,3 +429,34 @@ def test_the_shipped_demo_rules_mail_the_demo_sink() -> None:
     demo = load_config(load_settings({"NEWSRADAR_CONFIG_DIR": str(REPO / "config" / "demo")}))
     for rule in demo.alerts:
         assert all(r.endswith("@newsradar.test") for r in rule.recipients)
+
+
+# --- the command line ----------------------------------------------------------------------------
+
+
+def test_alerts_test_command_reports_language_and_matched_terms(
+    es_node: str, index_prefix: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    monkeypatch.setenv("NEWSRADAR_ES_URL", es_node)
+    monkeypatch.setenv("NEWSRADAR_INDEX_PREFIX", index_prefix)
+    monkeypatch.setenv("NEWSRADAR_CONFIG_DIR", str(REPO / "config"))
+    exercise = DEMO / "baltic-observer/news/2025/allied-warships-begin-annual-baltic-drills.html"
+    original = DEMO / ORIGINAL.lstrip("/")
+    assert main(["alerts", "test", str(original), str(exercise), "--json"]) == 0
+    files = json.loads(capsys.readouterr().out)["files"]
+    assert [f["language"] for f in files] == ["en", "en"]
+    (hit,) = files[0]["hits"]
+    assert hit["rule_id"] == "nato-enlargement"
+    assert "joining NATO" in hit["terms"]
+    assert files[1]["hits"] == []
+
+
+def test_alerts_commands_say_so_in_one_line_when_elasticsearch_is_unreachable(
+    monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    monkeypatch.setenv("NEWSRADAR_ES_URL", f"http://{HOST}:{closed_port()}")
+    monkeypatch.setenv("NEWSRADAR_CONFIG_DIR", str(REPO / "config"))
+    assert main(["alerts", "test", str(DEMO / ORIGINAL.lstrip("/"))]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("newsradar alerts: Elasticsearch at ")
+    assert "unavailable" in err and err.count("\n") == 1

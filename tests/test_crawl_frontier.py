@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,14 +14,14 @@ from elasticsearch import Elasticsearch
 from httpfaults import closed_port
 
 from pipeline.crawl import CrawlFailed
-from pipeline.crawl_frontier import crawl_frontier, discover_into_frontier
+from pipeline.crawl_frontier import CrawlRun, crawl_frontier, discover_into_frontier
 from pipeline.demo import DEMO_CRAWL
 from pipeline.demosite import DemoSite, load_catalog
 from pipeline.elastic import IndexNames, install
 from pipeline.frontier import count
 from pipeline.ingest_feeds import fetch_policy, pull
 from pipeline.pages import reextract
-from pipeline.settings import Config, Settings
+from pipeline.settings import Config, Settings, load_settings
 from pipeline.urls import url_id
 
 NOW = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
@@ -29,6 +31,31 @@ NOW = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 def site() -> Iterator[DemoSite]:
     with DemoSite() as running:
         yield running
+
+
+@dataclass(frozen=True)
+class Crawled:
+    """The demo site pulled, discovered and crawled once into its own prefix."""
+
+    config: Config
+    names: IndexNames
+    run: CrawlRun
+    fetched: Counter[str]  # GET requests per path during the crawl
+
+
+@pytest.fixture(scope="module")
+def crawled(es_client: Elasticsearch, es_node: str, site: DemoSite) -> Iterator[Crawled]:
+    prefix = f"test-crawl-{uuid.uuid4().hex[:8]}"
+    settings = load_settings({"NEWSRADAR_ES_URL": es_node, "NEWSRADAR_INDEX_PREFIX": prefix})
+    config = _config(settings, site)
+    names = _fill_frontier(es_client, config)
+    before = Counter(site.hits)
+    run = crawl_frontier(config, es_client, now=NOW, policy=DEMO_CRAWL)
+    fetched = site.hits - before
+    es_client.indices.refresh(index=names.pattern)
+    yield Crawled(config, names, run, fetched)
+    es_client.options(ignore_status=404).indices.delete(index=f"{prefix}-*")
+    es_client.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-*")
 
 
 def _config(settings: Settings, site: DemoSite) -> Config:
@@ -55,14 +82,9 @@ def _article_paths() -> dict[str, bool]:
 
 
 def test_every_reachable_demo_article_is_fetched_once_and_indexed(
-    es_client: Elasticsearch, es_settings: Settings, site: DemoSite
+    es_client: Elasticsearch, crawled: Crawled, site: DemoSite
 ) -> None:
-    config = _config(es_settings, site)
-    names = _fill_frontier(es_client, config)
-    before = Counter(site.hits)
-    run = crawl_frontier(config, es_client, now=NOW, policy=DEMO_CRAWL)
-    fetched = site.hits - before
-    es_client.indices.refresh(index=names.pattern)
+    config, names, run, fetched = crawled.config, crawled.names, crawled.run, crawled.fetched
 
     paths = _article_paths()
     allowed = [p for p, ok in paths.items() if ok]
@@ -84,12 +106,9 @@ def test_every_reachable_demo_article_is_fetched_once_and_indexed(
 
 
 def test_outcomes_are_written_back_with_reasons(
-    es_client: Elasticsearch, es_settings: Settings, site: DemoSite
+    es_client: Elasticsearch, crawled: Crawled, site: DemoSite
 ) -> None:
-    config = _config(es_settings, site)
-    names = _fill_frontier(es_client, config)
-    crawl_frontier(config, es_client, now=NOW, policy=DEMO_CRAWL)
-    es_client.indices.refresh(index=names.frontier)
+    names = crawled.names
     failed = es_client.search(index=names.frontier, query={"term": {"state": "failed"}}, size=10)[
         "hits"
     ]["hits"]
@@ -134,13 +153,10 @@ def test_two_concurrent_crawls_fetch_each_url_once(
 
 
 def test_reextract_reproduces_the_indexed_text_from_kept_pages(
-    es_client: Elasticsearch, es_settings: Settings, site: DemoSite
+    es_client: Elasticsearch, crawled: Crawled
 ) -> None:
-    config = _config(es_settings, site)
-    names = _fill_frontier(es_client, config)
-    crawl_frontier(config, es_client, now=NOW, policy=DEMO_CRAWL)
-    es_client.indices.refresh(index=names.articles)
-    hits = es_client.search(index=names.articles, size=100, source=["text", "title"])["hits"]
+    names = crawled.names
+    hits = es_client.search(index=names.articles, size=100, source_includes=["text", "title"])["hits"]
     original = {h["_id"]: h["_source"] for h in hits["hits"]}
     # Spoil two articles' text, as a faulty extractor would have left them.
     spoiled = sorted(original)[:2]
@@ -151,7 +167,7 @@ def test_reextract_reproduces_the_indexed_text_from_kept_pages(
     assert report.pages == len(original)
     assert report.updated == len(spoiled)
     assert report.unchanged == len(original) - len(spoiled)
-    after = es_client.search(index=names.articles, size=100, source=["text", "title"])["hits"]
+    after = es_client.search(index=names.articles, size=100, source_includes=["text", "title"])["hits"]
     assert {h["_id"]: h["_source"] for h in after["hits"]} == original
 
 

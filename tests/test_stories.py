@@ -169,7 +169,7 @@ def assert_matches(documents: dict[str, dict[str, Any]], plan: Plan) -> None:
     assert got == want
 
 
-def originals_then_copies(batch: int = 40) -> Plan:
+def originals_then_copies(batch: int = 75) -> Plan:
     return chunked([b["id"] for b in BASES], batch, T0) + chunked(
         [r["id"] for r in VARIANTS], batch, T1
     )
@@ -392,8 +392,8 @@ def test_two_processes_ingesting_halves_concurrently_match_one_process(
         mine = [b["id"] for n, b in enumerate(BASES) if n % 2 == side]
         theirs = {b["id"] for n, b in enumerate(BASES) if n % 2 != side}
         copies = [r["id"] for r in VARIANTS if r["of"] in theirs]
-        copy_batches = chunked(copies, 12, T1)
-        base_batches = chunked(mine, 3, T0)
+        copy_batches = chunked(copies, 16, T1)
+        base_batches = chunked(mine, 4, T0)
         for n in range(max(len(copy_batches), len(base_batches))):
             halves[side] += copy_batches[n : n + 1] + base_batches[n : n + 1]
     reported = run_processes(es_node, names.prefix, halves)
