@@ -51,6 +51,7 @@ site: install
 bench: install
 	$(VENV)/bin/python bench/bench_extract.py
 	$(VENV)/bin/python bench/bench_language_dedup.py
+	bash docker/es-up.sh && $(VENV)/bin/python bench/bench_stories.py
 	$(VENV)/bin/python bench/bench_pull.py
 	$(VENV)/bin/python bench/bench_crawl.py
 	bash docker/es-up.sh && $(VENV)/bin/python bench/bench_index.py

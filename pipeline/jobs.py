@@ -8,30 +8,45 @@ schedule's data interval, so a retried or overlapping run picks up exactly what 
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from elasticsearch import Elasticsearch
 
 from pipeline.alerts import MatchReport, SendReport, match_new, send_digests
 from pipeline.crawl import CrawlPolicy
 from pipeline.crawl_frontier import CRAWLED, CrawlRun, crawl_frontier, discover_into_frontier
-from pipeline.elastic import IndexNames
+from pipeline.elastic import IndexNames, connect, rollover
+from pipeline.errors import ConfigError, PermanentError
+from pipeline.feedstate import _call as _es_call
+from pipeline.feedstate import collect_status
 from pipeline.ingest_feeds import PullReport, fetch_policy, pull
 from pipeline.mailer import SmtpConfig
-from pipeline.settings import Config, Source
+from pipeline.settings import Config, Source, load_config, load_settings
 
 __all__ = [
     "CycleReport",
+    "DeliveryFailed",
     "IngestReport",
+    "SourceFailed",
+    "connected",
     "crawl_and_match",
+    "crawl_policy",
+    "dead_letter_summary",
     "deliver",
     "discover",
+    "discover_and_crawl",
     "ingest",
+    "raise_for_failed_digests",
+    "rollover_articles",
     "run_cycle",
+    "source_health",
 ]
 
 Progress = Callable[[str], None]
@@ -57,6 +72,80 @@ class IngestReport:
             for outcome in self.crawl.report.outcomes.values()
             if outcome.outcome in CRAWLED and outcome.article_id
         ]
+
+    @property
+    def alerts(self) -> int:
+        """Alerts this run created or released (``min_sources`` reached): digests are owed."""
+        if self.matches is None:
+            return 0
+        return self.matches.created + self.matches.activated
+
+    def counts(self) -> dict[str, int]:
+        """The run in numbers, small enough for an Airflow XCom or a JSON line."""
+        crawl = self.crawl
+        return {
+            "feeds_polled": self.pull.polled if self.pull else 0,
+            "feed_errors": self.pull.errors if self.pull else 0,
+            "pulled": self.pull.new if self.pull else 0,
+            "discovered": sum(c["new"] for c in self.discovered.values()),
+            "crawled": crawl.claimed if crawl else 0,
+            "indexed": crawl.indexed if crawl else 0,
+            "duplicates": crawl.duplicates if crawl else 0,
+            "not_indexed": crawl.claimed - crawl.indexed - crawl.duplicates if crawl else 0,
+            "matches": self.matches.matches if self.matches else 0,
+            "alerts": self.alerts,
+        }
+
+    def broken_sources(self) -> dict[str, str]:
+        """Sources none of whose feeds or listings could be read this time, with the reasons.
+
+        A source with one good feed out of two is degraded, not broken: its feed states say
+        which one fails. Sources whose feeds were not due are not judged.
+        """
+        broken: dict[str, str] = {}
+        if self.pull is not None:
+            for source_id, pulled in self.pull.sources.items():
+                polled = pulled.polled
+                if polled and all(f.outcome == "failed" for f in polled):
+                    broken[source_id] = "; ".join(
+                        f"{f.url}: {f.reason or 'failed'}" + (f" ({f.detail})" if f.detail else "")
+                        for f in polled
+                    )
+        for source_id, tally in self.discovered.items():
+            problems = {k.removeprefix("problem:"): n for k, n in tally.items() if ":" in k}
+            if problems and not (tally["new"] or tally["seen"]):
+                reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(problems.items()))
+                broken.setdefault(source_id, f"every sitemap and section page failed: {reasons}")
+        return broken
+
+    def raise_for_broken_sources(self) -> None:
+        """Raise SourceFailed if a source could not be read at all (its work is already saved)."""
+        broken = self.broken_sources()
+        if broken:
+            raise SourceFailed(broken)
+
+
+class SourceFailed(PermanentError):
+    """No feed or listing of a source could be read; each feed state records why and when to
+    try again, so a scheduler retry now would only find the feed not due."""
+
+    def __init__(self, reasons: Mapping[str, str]) -> None:
+        super().__init__(dict(reasons))
+        self.reasons = dict(reasons)
+
+    def __str__(self) -> str:
+        return "; ".join(f"source {sid}: {why}" for sid, why in sorted(self.reasons.items()))
+
+
+class DeliveryFailed(PermanentError):
+    """Digests ended ``failed`` or ``unknown``: they wait for a person (``alerts resend``)."""
+
+    def __init__(self, digests: Mapping[str, str]) -> None:
+        super().__init__(dict(digests))
+        self.digests = dict(digests)
+
+    def __str__(self) -> str:
+        return "; ".join(f"digest {did}: {why}" for did, why in sorted(self.digests.items()))
 
 
 @dataclass
@@ -189,6 +278,157 @@ def run_cycle(
         progress=progress,
     )
     return CycleReport(ingest=ingested, delivery=deliver(config, es, now=now))
+
+
+def discover_and_crawl(
+    config: Config,
+    es: Elasticsearch,
+    *,
+    now: datetime,
+    sources: Sequence[str] | None = None,
+    policy: CrawlPolicy | None = None,
+    run_id: str | None = None,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Sitemaps, news sitemaps and section pages into the frontier, then crawl and match."""
+    run_id = run_id or uuid.uuid4().hex
+    discovered = discover(config, es, now=now, sources=sources, run_id=run_id)
+    report = crawl_and_match(
+        config, es, now=now, sources=sources, policy=policy, run_id=run_id, progress=progress
+    )
+    report.discovered = discovered
+    return report
+
+
+def raise_for_failed_digests(report: SendReport) -> None:
+    """Raise DeliveryFailed when a digest of this delivery ended ``failed`` or ``unknown``."""
+    bad = {
+        d.digest_id: f"{d.state} to {d.recipient}: {d.reason or 'no reason given'}"
+        for d in report.digests
+        if d.state in ("failed", "unknown")
+    }
+    if bad:
+        raise DeliveryFailed(bad)
+
+
+# --- entry points: scheduled tasks, ``newsradar run`` and the demo --------------------------
+
+
+@contextmanager
+def connected(environ: Mapping[str, str] | None = None) -> Iterator[tuple[Config, Elasticsearch]]:
+    """Settings from ``NEWSRADAR_*`` (the process environment by default), the configuration
+    they point at, and a client, closed afterwards: how a scheduled task starts."""
+    settings = load_settings(environ)
+    config = load_config(settings)
+    es = connect(settings)
+    try:
+        yield config, es
+    finally:
+        es.close()
+
+
+def crawl_policy(environ: Mapping[str, str] | None = None) -> CrawlPolicy:
+    """The crawl's politeness from ``NEWSRADAR_CRAWL_DELAY`` and ``NEWSRADAR_CRAWL_CONCURRENCY``.
+
+    The delay is the seconds between two requests to one host (default 1, AutoThrottle's
+    floor); the concurrency is requests in flight per host (default 2). ``make demo`` sets
+    the delay to 0 for its loopback site; the web gets the defaults.
+    """
+    env = os.environ if environ is None else environ
+    defaults = CrawlPolicy()
+    delay = _number(env, "NEWSRADAR_CRAWL_DELAY", defaults.download_delay, 0.0, 60.0)
+    concurrency = int(
+        _number(env, "NEWSRADAR_CRAWL_CONCURRENCY", defaults.concurrency_per_domain, 1, 64)
+    )
+    if delay == defaults.download_delay and concurrency == defaults.concurrency_per_domain:
+        return defaults
+    # AutoThrottle starts from this delay and never goes below download_delay.
+    start = min(defaults.autothrottle_start_delay, max(delay, 0.05))
+    return CrawlPolicy(
+        concurrency_per_domain=concurrency, download_delay=delay, autothrottle_start_delay=start
+    )
+
+
+def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError("environment", name, f"{raw!r} is not a number") from None
+    if not low <= value <= high:
+        raise ConfigError("environment", name, f"{raw} is not between {low:g} and {high:g}")
+    return value
+
+
+# --- maintenance ------------------------------------------------------------------------------
+
+
+def source_health(config: Config, es: Elasticsearch) -> dict[str, Any]:
+    """Which sources are unhealthy or never pulled, with each failing feed's reason."""
+    status = collect_status(es, IndexNames(config.settings.index_prefix), config.sources)
+    unhealthy = {
+        source["id"]: [
+            f"{feed['url']}: {feed.get('reason') or 'unhealthy'}"
+            for feed in source["feeds"]
+            if not feed.get("healthy", True)
+        ]
+        for source in status["sources"]
+        if source["status"] == "unhealthy"
+    }
+    return {
+        "sources": len(status["sources"]),
+        "unhealthy": unhealthy,
+        "never_pulled": [s["id"] for s in status["sources"] if s["status"] == "never"],
+        "articles": status["articles"],
+        "frontier_pending": status["frontier_pending"],
+    }
+
+
+def rollover_articles(
+    config: Config, es: Elasticsearch, *, max_age: str = "30d", max_primary_size: str = "50gb"
+) -> bool:
+    """Roll the articles alias over once its write index is old or big enough (no-ILM nodes)."""
+    return rollover(
+        es,
+        IndexNames(config.settings.index_prefix),
+        max_age=max_age,
+        max_primary_size=max_primary_size,
+    )
+
+
+def dead_letter_summary(
+    config: Config, es: Elasticsearch, *, now: datetime, window: timedelta = timedelta(days=1)
+) -> dict[str, Any]:
+    """Dead letters in all and of the last ``window``, by stage and error type."""
+    names = IndexNames(config.settings.index_prefix)
+    since = (now - window).isoformat()
+    response = _es_call(
+        es,
+        lambda: es.search(
+            index=names.dead_letters,
+            size=0,
+            track_total_hits=True,
+            aggs={
+                "recent": {
+                    "filter": {"range": {"recorded": {"gte": since}}},
+                    "aggs": {
+                        "stages": {"terms": {"field": "stage", "size": 20}},
+                        "errors": {"terms": {"field": "error_type", "size": 20}},
+                    },
+                }
+            },
+        ),
+    )
+    recent = response["aggregations"]["recent"]
+    return {
+        "total": int(response["hits"]["total"]["value"]),
+        "since": since,
+        "recent": int(recent["doc_count"]),
+        "by_stage": {b["key"]: int(b["doc_count"]) for b in recent["stages"]["buckets"]},
+        "by_error": {b["key"]: int(b["doc_count"]) for b in recent["errors"]["buckets"]},
+    }
 
 
 def _selected(config: Config, sources: Sequence[str] | None) -> tuple[Source, ...]:

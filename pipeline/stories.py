@@ -79,8 +79,11 @@ _StoredKind = Literal["new", "exact_text", "near"]
 # Articles handled per round of requests; a longer input is taken in slices of this size, each
 # slice seeing the ones before it.
 MAX_BATCH: Final = 500
-# Candidates read per article, earliest fetched first: an article's match is earlier than it,
-# so a story with more copies than this still finds its first articles. Each costs ~1.3 kB.
+# Hits one search returns: a batch's candidates, or the articles of the stories it touched.
+# Past that, one search per article (or story) instead.
+_MAX_HITS: Final = 10_000
+# Candidates read per article when looked up one by one, earliest fetched first: an article's
+# match is earlier than it, so a story with more copies than this still finds its first ones.
 MAX_CANDIDATES: Final = 500
 # Article ids listed in a story document (counts and sources are exact beyond it).
 MAX_STORY_ARTICLES: Final = 1000
@@ -100,7 +103,13 @@ _SOURCE_FIELDS: Final = [
     "duplicate_kind",
     "similarity",
 ]
+# Candidates are read without their band keys, a third of the bytes of a hit: a candidate was
+# found through a band key or its content hash, so its text is not empty, which is all
+# classify asks of them. It stands in for the keys until they are needed for a lookup.
+_CANDIDATE_FIELDS: Final = [f for f in _SOURCE_FIELDS if f != "band_keys"]
+_UNREAD_KEYS: Final = ("(not read)",)
 _STATE_FIELDS: Final = ["fetched", "story_id", "duplicate_of", "duplicate_kind", "similarity"]
+_MEMBER_FIELDS: Final = ["story_id", "fetched", "source", "title", "language"]
 _KIND_RANK: Final[Mapping[str, int]] = {"new": 0, "near": 1, "exact_text": 2}
 _EPOCH: Final = datetime.min.replace(tzinfo=UTC)
 
@@ -198,7 +207,9 @@ def _verdict_of(source: Mapping[str, Any]) -> _Verdict | None:
 def _stored_of(hit: Mapping[str, Any]) -> _Stored:
     source: Mapping[str, Any] = hit.get("_source") or {}
     fetched = source.get("fetched")
-    print_ = Fingerprint.from_document(source) if "minhash" in source else None
+    print_: Fingerprint | None = None
+    if "minhash" in source:
+        print_ = Fingerprint.from_document({"band_keys": _UNREAD_KEYS, **source})
     return _Stored(
         id=hit["_id"],
         index=hit["_index"],
@@ -208,6 +219,13 @@ def _stored_of(hit: Mapping[str, Any]) -> _Stored:
         fingerprint=print_,
         verdict=_verdict_of(source),
     )
+
+
+def _fullness(print_: Fingerprint | None) -> int:
+    """0: no fingerprint read, 1: read without its band keys, 2: complete."""
+    if print_ is None:
+        return 0
+    return 1 if print_.band_keys == _UNREAD_KEYS else 2
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -231,12 +249,12 @@ class _Batch:
     # --- reading ------------------------------------------------------------------------
 
     def learn(self, stored: _Stored) -> _Stored:
-        """Keep the newest version seen of each document (and any MinHash read with it)."""
+        """Keep the newest version seen of each document, and the fullest fingerprint read."""
         old = self.known.get(stored.id)
-        if old is not None and not stored.newer_than(old):
-            return old
-        if stored.fingerprint is None and old is not None and old.fingerprint is not None:
-            stored = replace(stored, fingerprint=old.fingerprint)
+        if old is not None:
+            newest = stored if stored.newer_than(old) else old
+            print_ = max(old.fingerprint, stored.fingerprint, key=_fullness)
+            stored = replace(newest, fingerprint=print_)
         self.known[stored.id] = stored
         return stored
 
@@ -264,57 +282,103 @@ class _Batch:
             found |= {self.learn(_stored_of(hit)).id for hit in response["hits"]["hits"]}
         return found
 
-    def lookup(self, ids: Sequence[str], max_candidates: int) -> None:
-        """One msearch: per article, the stored articles sharing a band key or its hash."""
-        for part in _chunks(ids, 200):
-            searches: list[Mapping[str, Any]] = []
-            for ident in part:
-                print_ = self.known[ident].fingerprint
-                assert print_ is not None and print_.band_keys
-                query = {
-                    "bool": {
-                        "should": [
-                            {"terms": {"band_keys": list(print_.band_keys)}},
-                            {"term": {"content_hash": print_.content_hash}},
-                        ],
-                        "minimum_should_match": 1,
-                        "must_not": [{"ids": {"values": [ident]}}],
-                    }
-                }
-                searches += [
-                    {},
-                    {
-                        "query": query,
-                        "size": max_candidates,
-                        "sort": [{"fetched": "asc"}],
-                        "seq_no_primary_term": True,
-                        "_source": _SOURCE_FIELDS,
-                        "track_total_hits": False,
-                    },
-                ]
-            response = self.es.msearch(index=self.names.articles, searches=searches)
-            for ident, result in zip(part, response["responses"], strict=True):
-                if "error" in result:
-                    raise StoryWriteRejected(self.names.articles, ident, result["error"])
-                found: list[str] = []
-                for hit in result["hits"]["hits"]:
-                    stored = self.learn(_stored_of(hit))
-                    print_ = stored.fingerprint
-                    # Fingerprints made with other parameters cannot be compared.
-                    if print_ is not None and print_.num_perm == self.config.num_perm:
-                        found.append(stored.id)
-                self.candidates[ident] = found
+    def lookup(self, ids: Sequence[str]) -> None:
+        """Each article's candidates: stored articles sharing a band key or its content hash.
+
+        One search for the batch, each article's clause named by its id, so every hit says
+        whose candidate it is (``matched_queries``); one search per article (msearch, the
+        earliest MAX_CANDIDATES each) only when together they match more than one search
+        returns. Either way an article's candidates depend on its own keys alone.
+        """
+        unread = [i for i in ids if _fullness(self.known[i].fingerprint) < 2]
+        for part in _chunks(unread, 1000):  # undecided articles met as candidates
+            docs = [{"_index": self.known[i].index, "_id": i} for i in part]
+            for doc in self.es.mget(docs=docs, source=_SOURCE_FIELDS)["docs"]:
+                if doc.get("found"):
+                    self.learn(_stored_of(doc))
+        for part in _chunks(ids, 250):
+            if not self._lookup_together(part):
+                self._lookup_each(part)
+
+    def _candidate_query(self, ident: str) -> dict[str, Any]:
+        print_ = self.known[ident].fingerprint
+        assert print_ is not None and print_.band_keys
+        return {
+            "bool": {
+                "should": [
+                    {"terms": {"band_keys": list(print_.band_keys)}},
+                    {"term": {"content_hash": print_.content_hash}},
+                ],
+                "minimum_should_match": 1,
+                "_name": ident,
+            }
+        }
+
+    def _comparable(self, hit: Mapping[str, Any]) -> _Stored | None:
+        stored = self.learn(_stored_of(hit))
+        print_ = stored.fingerprint
+        # Fingerprints made with other parameters cannot be compared.
+        if print_ is None or print_.num_perm != self.config.num_perm:
+            return None
+        return stored
+
+    def _lookup_together(self, ids: Sequence[str]) -> bool:
+        response = self.es.search(
+            index=self.names.articles,
+            query={"bool": {"should": [self._candidate_query(i) for i in ids]}},
+            size=_MAX_HITS,
+            sort=[{"fetched": "asc"}],
+            seq_no_primary_term=True,
+            source_includes=_CANDIDATE_FIELDS,
+            track_total_hits=_MAX_HITS + 1,
+        )
+        hits = response["hits"]["hits"]
+        if response["hits"]["total"]["value"] > len(hits):
+            return False
+        found: dict[str, list[str]] = {i: [] for i in ids}
+        for hit in hits:
+            stored = self._comparable(hit)
+            if stored is None:
+                continue
+            for name in hit.get("matched_queries", ()):
+                if name != stored.id and name in found:
+                    found[name].append(stored.id)
+        self.candidates.update(found)
+        return True
+
+    def _lookup_each(self, ids: Sequence[str]) -> None:
+        searches: list[Mapping[str, Any]] = []
+        for ident in ids:
+            searches += [
+                {},
+                {
+                    "query": self._candidate_query(ident),
+                    "post_filter": {"bool": {"must_not": [{"ids": {"values": [ident]}}]}},
+                    "size": MAX_CANDIDATES,
+                    "sort": [{"fetched": "asc"}],
+                    "seq_no_primary_term": True,
+                    "_source": _CANDIDATE_FIELDS,
+                    "track_total_hits": False,
+                },
+            ]
+        response = self.es.msearch(index=self.names.articles, searches=searches)
+        for ident, result in zip(ids, response["responses"], strict=True):
+            if "error" in result:
+                raise StoryWriteRejected(self.names.articles, ident, result["error"])
+            found: list[str] = []
+            for hit in result["hits"]["hits"]:
+                stored = self._comparable(hit)
+                if stored is not None:
+                    found.append(stored.id)
+            self.candidates[ident] = found
 
     # --- deciding -----------------------------------------------------------------------
 
-    def resolve(self, todo: set[str], max_candidates: int) -> dict[str, _Verdict]:
+    def resolve(self, todo: set[str]) -> dict[str, _Verdict]:
         """Verdicts for ``todo``, and for every undecided earlier article one of them matches."""
         while True:
             missing = [i for i in todo if i not in self.candidates]
-            self.lookup(
-                [i for i in missing if self._has_keys(i)],
-                max_candidates,
-            )
+            self.lookup([i for i in missing if self._has_keys(i)])
             for ident in missing:
                 self.candidates.setdefault(ident, [])
             verdicts: dict[str, _Verdict] = {}
@@ -352,6 +416,7 @@ class _Batch:
             todo |= undecided
 
     def _has_keys(self, ident: str) -> bool:
+        # Unread keys count as keys: lookup reads them first.
         print_ = self.known[ident].fingerprint
         return print_ is not None and bool(print_.band_keys)
 
@@ -502,7 +567,7 @@ class _Batch:
     def _write_story_documents(self, story_ids: Sequence[str]) -> list[str]:
         alias = self.names.stories
         conflicts: list[str] = []
-        for part in _chunks(story_ids, 200):
+        for part in _chunks(story_ids, 250):
             # Read the versions before the articles: a write based on them then fails if anyone
             # wrote after this read, and that writer's query saw everything written before it.
             current = {
@@ -511,39 +576,14 @@ class _Batch:
                 if doc.get("found")
             }
             self.es.indices.refresh(index=self.names.articles)
-            searches: list[Mapping[str, Any]] = []
-            for story_id in part:
-                searches += [
-                    {},
-                    {
-                        "query": {"term": {"story_id": story_id}},
-                        "size": MAX_STORY_ARTICLES,
-                        "sort": [{"fetched": "asc"}],
-                        "_source": ["fetched", "title", "language"],
-                        "track_total_hits": True,
-                        "aggs": {
-                            "sources": {"terms": {"field": "source", "size": 10_000}},
-                            "first": {"min": {"field": "fetched"}},
-                            "last": {"max": {"field": "fetched"}},
-                        },
-                    },
-                ]
-            results = self.es.msearch(index=self.names.articles, searches=searches)["responses"]
+            members = self._members_together(part) or self._members_each(part)
             # For merged_into: where the first article of each story left empty now belongs.
-            self.find(
-                [
-                    story_id
-                    for story_id, result in zip(part, results, strict=True)
-                    if story_id in current and not result.get("hits", {}).get("hits")
-                ]
-            )
+            self.find([i for i in part if i in current and not members[i].count])
             operations: list[Mapping[str, Any]] = []
             written: list[str] = []
-            for story_id, result in zip(part, results, strict=True):
-                if "error" in result:
-                    raise StoryWriteRejected(alias, story_id, result["error"])
+            for story_id in part:
                 old = current.get(story_id)
-                document = self._story_document(story_id, result, old)
+                document = self._story_document(story_id, members[story_id], old)
                 if document is None:
                     continue
                 if old is None:
@@ -572,12 +612,73 @@ class _Batch:
                     raise StoryWriteRejected(alias, story_id, result.get("error"))
         return conflicts
 
+    def _members_together(self, story_ids: Sequence[str]) -> dict[str, _Members] | None:
+        """The stories' articles from one search, or None when there are too many for one."""
+        response = self.es.search(
+            index=self.names.articles,
+            query={"terms": {"story_id": list(story_ids)}},
+            size=_MAX_HITS,
+            sort=[{"fetched": "asc"}],
+            source_includes=_MEMBER_FIELDS,
+            track_total_hits=_MAX_HITS + 1,
+        )
+        hits = response["hits"]["hits"]
+        if response["hits"]["total"]["value"] > len(hits):
+            return None
+        grouped: dict[str, list[Mapping[str, Any]]] = {i: [] for i in story_ids}
+        for hit in hits:
+            grouped[hit["_source"]["story_id"]].append(hit)
+        members: dict[str, _Members] = {}
+        for story_id, group in grouped.items():
+            times = [h["_source"]["fetched"] for h in group if "fetched" in h["_source"]]
+            members[story_id] = _Members(
+                hits=group,
+                count=len(group),
+                sources=sorted({h["_source"]["source"] for h in group if "source" in h["_source"]}),
+                first_seen=min(times, key=parse_iso_utc) if times else None,
+                last_seen=max(times, key=parse_iso_utc) if times else None,
+            )
+        return members
+
+    def _members_each(self, story_ids: Sequence[str]) -> dict[str, _Members]:
+        """One search per story, counting with aggregations past MAX_STORY_ARTICLES."""
+        searches: list[Mapping[str, Any]] = []
+        for story_id in story_ids:
+            searches += [
+                {},
+                {
+                    "query": {"term": {"story_id": story_id}},
+                    "size": MAX_STORY_ARTICLES,
+                    "sort": [{"fetched": "asc"}],
+                    "_source": _MEMBER_FIELDS,
+                    "track_total_hits": True,
+                    "aggs": {
+                        "sources": {"terms": {"field": "source", "size": 10_000}},
+                        "first": {"min": {"field": "fetched"}},
+                        "last": {"max": {"field": "fetched"}},
+                    },
+                },
+            ]
+        results = self.es.msearch(index=self.names.articles, searches=searches)["responses"]
+        members: dict[str, _Members] = {}
+        for story_id, result in zip(story_ids, results, strict=True):
+            if "error" in result:
+                raise StoryWriteRejected(self.names.articles, story_id, result["error"])
+            aggs = result["aggregations"]
+            members[story_id] = _Members(
+                hits=result["hits"]["hits"],
+                count=int(result["hits"]["total"]["value"]),
+                sources=sorted(bucket["key"] for bucket in aggs["sources"]["buckets"]),
+                first_seen=aggs["first"].get("value_as_string"),
+                last_seen=aggs["last"].get("value_as_string"),
+            )
+        return members
+
     def _story_document(
-        self, story_id: str, result: Mapping[str, Any], old: Mapping[str, Any] | None
+        self, story_id: str, members: _Members, old: Mapping[str, Any] | None
     ) -> dict[str, Any] | None:
-        hits = result["hits"]["hits"]
         previous: Mapping[str, Any] = old["_source"] if old is not None else {}
-        if not hits:
+        if not members.count:
             if old is None:
                 return None  # never written, now empty: nothing to record
             root = self.known.get(story_id)
@@ -591,25 +692,41 @@ class _Batch:
                 "source_count": 0,
                 "merged_into": merged if merged != story_id else None,
             }
+        hits = members.hits
         first = next((h for h in hits if h["_id"] == story_id), hits[0])
-        aggs = result["aggregations"]
-        sources = sorted(bucket["key"] for bucket in aggs["sources"]["buckets"])
-        members = sorted(
-            hits,
-            key=lambda h: (parse_iso_utc(h["_source"].get("fetched", iso_utc(_EPOCH))), h["_id"]),
-        )
+        ordered = sorted(hits, key=lambda h: (_time_of(h), h["_id"]))
         return {
             "story_id": story_id,
             "title": first["_source"].get("title", previous.get("title")),
             "language": first["_source"].get("language", previous.get("language")),
-            "first_seen": aggs["first"]["value_as_string"],
-            "last_seen": aggs["last"]["value_as_string"],
-            "sources": sources,
-            "articles": [h["_id"] for h in members],
-            "article_count": int(result["hits"]["total"]["value"]),
-            "source_count": len(sources),
+            "first_seen": _normalised_time(members.first_seen),
+            "last_seen": _normalised_time(members.last_seen),
+            "sources": members.sources,
+            "articles": [h["_id"] for h in ordered[:MAX_STORY_ARTICLES]],
+            "article_count": members.count,
+            "source_count": len(members.sources),
             "merged_into": None,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class _Members:
+    """What a story document says about its articles, read from the articles index."""
+
+    hits: list[Mapping[str, Any]]  # earliest first; at most MAX_STORY_ARTICLES when counted
+    count: int
+    sources: list[str]
+    first_seen: str | None
+    last_seen: str | None
+
+
+def _time_of(hit: Mapping[str, Any]) -> datetime:
+    fetched = hit["_source"].get("fetched")
+    return parse_iso_utc(fetched) if fetched else _EPOCH
+
+
+def _normalised_time(value: str | None) -> str | None:
+    return iso_utc(parse_iso_utc(value)) if value else None
 
 
 def ingest(
@@ -621,7 +738,6 @@ def ingest(
     config: DedupConfig = DEFAULT_CONFIG,
     run_id: str | None = None,
     country: str | None = None,
-    max_candidates: int = MAX_CANDIDATES,
 ) -> list[StoryDecision]:
     """Store ``articles`` (fetched at ``fetched``) and assign each to a story; one per input.
 
@@ -640,9 +756,7 @@ def ingest(
     decisions: list[StoryDecision] = []
     try:
         for part in _chunks(articles, MAX_BATCH):
-            decisions += _ingest_batch(
-                es, names, part, fetched, config, run_id, country, max_candidates
-            )
+            decisions += _ingest_batch(es, names, part, fetched, config, run_id, country)
     except (EsConnectionError, ConnectionTimeout) as exc:
         raise SearchUnavailable(_url_of(es), str(exc)) from exc
     except ApiError as exc:
@@ -660,7 +774,6 @@ def _ingest_batch(
     config: DedupConfig,
     run_id: str | None,
     country: str | None,
-    max_candidates: int,
 ) -> list[StoryDecision]:
     batch = _Batch(es, names, config)
     first: dict[str, NormalisedArticle] = {}
@@ -679,7 +792,7 @@ def _ingest_batch(
     todo = {i for i in set(created) | seen if i in batch.known} - decided
     if todo:
         es.indices.refresh(index=names.articles)
-        verdicts = batch.resolve(set(todo), max_candidates)
+        verdicts = batch.resolve(set(todo))
         later = batch.later_matches(verdicts)
         batch.counts["undecided earlier articles"] += len(verdicts) - len(todo)
         batch.counts["later articles improved"] += sum(

@@ -358,13 +358,13 @@ def png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:
     width = height = channels = 0
     while position < len(data):
         (length,) = struct.unpack(">I", data[position : position + 4])
-        kind = data[position + 4 : position + 8]
+        chunk_type = data[position + 4 : position + 8]
         body = data[position + 8 : position + 8 + length]
-        if kind == b"IHDR":
+        if chunk_type == b"IHDR":
             width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", body)
             assert depth == 8 and colour in (2, 6) and interlace == 0, (depth, colour)
             channels = 3 if colour == 2 else 4
-        elif kind == b"IDAT":
+        elif chunk_type == b"IDAT":
             idat += body
         position += 12 + length
     raw = zlib.decompress(idat)
@@ -373,17 +373,17 @@ def png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:
     pixels: list[bytes] = []
     for row in range(height):
         start = row * (stride + 1)
-        kind, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
+        row_filter, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
         for i in range(stride):
             left = line[i - channels] if i >= channels else 0
             up = previous[i]
-            if kind == 1:
+            if row_filter == 1:
                 line[i] = (line[i] + left) & 0xFF
-            elif kind == 2:
+            elif row_filter == 2:
                 line[i] = (line[i] + up) & 0xFF
-            elif kind == 3:
+            elif row_filter == 3:
                 line[i] = (line[i] + (left + up) // 2) & 0xFF
-            elif kind == 4:
+            elif row_filter == 4:
                 corner = previous[i - channels] if i >= channels else 0
                 estimate = left + up - corner
                 pa, pb, pc = abs(estimate - left), abs(estimate - up), abs(estimate - corner)

@@ -156,7 +156,9 @@ def test_reextract_reproduces_the_indexed_text_from_kept_pages(
     es_client: Elasticsearch, crawled: Crawled
 ) -> None:
     names = crawled.names
-    hits = es_client.search(index=names.articles, size=100, source_includes=["text", "title"])["hits"]
+    hits = es_client.search(index=names.articles, size=100, source_includes=["text", "title"])[
+        "hits"
+    ]
     original = {h["_id"]: h["_source"] for h in hits["hits"]}
     # Spoil two articles' text, as a faulty extractor would have left them.
     spoiled = sorted(original)[:2]
@@ -167,7 +169,9 @@ def test_reextract_reproduces_the_indexed_text_from_kept_pages(
     assert report.pages == len(original)
     assert report.updated == len(spoiled)
     assert report.unchanged == len(original) - len(spoiled)
-    after = es_client.search(index=names.articles, size=100, source_includes=["text", "title"])["hits"]
+    after = es_client.search(index=names.articles, size=100, source_includes=["text", "title"])[
+        "hits"
+    ]
     assert {h["_id"]: h["_source"] for h in after["hits"]} == original
 
 
