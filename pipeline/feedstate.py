@@ -325,7 +325,6 @@ def collect_status(
     dead = _call(es, lambda: es.count(index=names.dead_letters))
     from pipeline.alerts import outbox_counts  # the alert stack loads only for status
 
-
     aggs = articles["aggregations"]
     per_source = _buckets(aggs["by_source"])
     pending = _buckets(frontier["aggregations"]["by_source"])
