@@ -33,7 +33,7 @@ import hashlib
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -44,7 +44,7 @@ from elasticsearch import ApiError, Elasticsearch
 
 from pipeline.dates import as_utc
 from pipeline.digest import Digest, DigestItem, render_digest
-from pipeline.elastic import IndexNames, SearchUnavailable, load_template
+from pipeline.elastic import IndexNames, SearchUnavailable, call, load_template, node_url
 from pipeline.errors import PermanentError
 from pipeline.index import BulkAction, write
 from pipeline.mailer import (
@@ -158,23 +158,6 @@ def _parse_time(value: object) -> datetime | None:
         return None
 
 
-def _call(es: Elasticsearch, request: Callable[..., _T], **kwargs: Any) -> _T:
-    """Run ``request(**kwargs)``; an unreachable or failing node becomes SearchUnavailable."""
-    try:
-        return request(**kwargs)
-    except TransportError as exc:
-        raise SearchUnavailable(_url_of(es), str(exc).splitlines()[0]) from exc
-    except ApiError as exc:
-        if exc.status_code >= 500 or exc.status_code == 429:
-            raise SearchUnavailable(_url_of(es), str(exc)) from exc
-        raise
-
-
-def _url_of(es: Elasticsearch) -> str:
-    nodes = list(es.transport.node_pool.all())
-    return str(nodes[0].base_url) if nodes else "?"
-
-
 # --- stored rules -----------------------------------------------------------------------------
 
 
@@ -231,7 +214,7 @@ def store_rules(
     (stop words) are refused first, as a ConfigError naming the rule and the language.
     """
     stamp = now if now is not None else datetime.now(UTC)
-    _call(es, check_terms, client=es, rules=rules, source=source)
+    call(es, check_terms, client=es, rules=rules, source=source)
     existing = {hit.id: hit.source for hit in _scan(es, names.alert_rules, {"match_all": {}})}
     report = StoreReport()
     actions = []
@@ -248,9 +231,9 @@ def store_rules(
     configured = {rule.id for rule in rules}
     for rule_id in sorted(set(existing) - configured):
         # A rule taken out of alerts.yaml stops matching; its alerts stay in the outbox.
-        _call(es, es.options(ignore_status=404).delete, index=names.alert_rules, id=rule_id)
+        call(es, es.options(ignore_status=404).delete, index=names.alert_rules, id=rule_id)
         report.removed.append(rule_id)
-    _call(es, es.indices.refresh, index=names.alert_rules)
+    call(es, es.indices.refresh, index=names.alert_rules)
     return report
 
 
@@ -306,7 +289,7 @@ def _scan(
         kwargs: dict[str, Any] = {}
         if after is not None:
             kwargs["search_after"] = after
-        response = _call(
+        response = call(
             es,
             es.search,
             index=index,
@@ -333,7 +316,7 @@ def _mget(es: Elasticsearch, index: str, ids: Sequence[str]) -> dict[str, _Hit]:
     found: dict[str, _Hit] = {}
     for start in range(0, len(ids), 1000):
         chunk = list(ids[start : start + 1000])
-        response = _call(es, es.mget, index=index, ids=chunk)
+        response = call(es, es.mget, index=index, ids=chunk)
         for doc in response["docs"]:
             if doc.get("found"):
                 found[doc["_id"]] = _Hit(
@@ -395,7 +378,7 @@ def match_new(
     if not rules:
         return report
     # The rules run as searches, which only see refreshed documents.
-    _call(es, es.indices.refresh, index=names.articles)
+    call(es, es.indices.refresh, index=names.articles)
     batch = _batch_articles(es, names, ids)
     report.missing = len(ids) - len(batch)
     if not batch:
@@ -565,7 +548,7 @@ def _batch_articles(
     found: dict[str, _Article] = {}
     for start in range(0, len(ids), 1000):
         chunk = list(ids[start : start + 1000])
-        response = _call(
+        response = call(
             es,
             es.mget,
             index=names.articles,
@@ -609,14 +592,14 @@ def _run_rules(
                 }
             )
             owners.append(rule.id)
-    response = _call(es, es.msearch, searches=searches)
+    response = call(es, es.msearch, searches=searches)
     matched: dict[str, set[str]] = defaultdict(set)
     for rule_id, answer in zip(owners, response["responses"], strict=True):
         if "error" in answer:
             error = answer["error"]
             reason = error.get("reason", error) if isinstance(error, dict) else error
             if int(answer.get("status", 400)) >= 500:
-                raise SearchUnavailable(_url_of(es), f"rule {rule_id}: {reason}")
+                raise SearchUnavailable(node_url(es), f"rule {rule_id}: {reason}")
             raise RuleError(rule_id, f"Elasticsearch refused its query: {reason}")
         matched[rule_id].update(hit["_id"] for hit in answer["hits"]["hits"])
     return matched
@@ -632,7 +615,7 @@ def _story_sources(
     placed = sorted(story for story, articles in stories.items() if articles[0].has_story)
     for start in range(0, len(placed), 1000):
         chunk = placed[start : start + 1000]
-        response = _call(
+        response = call(
             es,
             es.search,
             index=names.articles,
@@ -703,7 +686,7 @@ def send_digests(
     """
     now = as_utc(now)
     report = SendReport()
-    _call(es, es.indices.refresh, index=names.alert_outbox)
+    call(es, es.indices.refresh, index=names.alert_outbox)
     _recover_interrupted(es, names, now, report)
     open_digests = _open_digests(es, names)
     last_end = _last_windows(es, names)
@@ -802,7 +785,7 @@ def _open_digests(es: Elasticsearch, names: IndexNames) -> dict[tuple[str, str],
 
 def _last_windows(es: Elasticsearch, names: IndexNames) -> dict[tuple[str, str], datetime]:
     """The end of the latest digest per (rule, recipient): the digest interval counts from it."""
-    response = _call(
+    response = call(
         es,
         es.search,
         index=names.alert_outbox,
@@ -1110,7 +1093,7 @@ def _highlighted(
         )
     marks: dict[str, dict[str, list[str]]] = {}
     if searches:
-        response = _call(es, es.msearch, searches=searches)
+        response = call(es, es.msearch, searches=searches)
         for answer in response["responses"]:
             if "error" in answer:
                 raise RuleError(rule.id, f"highlighting failed: {answer['error']}")
@@ -1176,7 +1159,7 @@ def outbox_counts(es: Elasticsearch, names: IndexNames) -> dict[str, int]:
     ``alerts_pending`` counts alerts some recipient is still owed (or waiting for
     ``min_sources``); ``alerts_sent`` counts digests delivered.
     """
-    response = _call(
+    response = call(
         es,
         es.search,
         index=names.alert_outbox,
@@ -1272,12 +1255,12 @@ def try_rules(
     """
     from pipeline.language import detect_language  # slow to import; only needed here
 
-    _call(es, check_terms, client=es, rules=rules)
+    call(es, check_terms, client=es, rules=rules)
     template = load_template("articles", names.prefix)["template"]
     index = f"{names.prefix}-alerts-test-{uuid.uuid4().hex[:12]}"
     queries = {rule.id: compile_rule(rule, with_filters=False) for rule in rules}
     results = []
-    _call(
+    call(
         es,
         es.indices.create,
         index=index,
@@ -1294,7 +1277,7 @@ def try_rules(
                 document[f"title_{lang}"] = title
                 document[f"text_{lang}"] = text
             doc_id = f"file-{number}"
-            _call(es, es.index, index=index, id=doc_id, document=document, refresh=True)
+            call(es, es.index, index=index, id=doc_id, document=document, refresh=True)
             hits = []
             for rule in rules:
                 if _matches(es, index, queries[rule.id], doc_id):
@@ -1320,4 +1303,4 @@ def try_rules(
 
 def _matches(es: Elasticsearch, index: str, query: dict[str, Any], doc_id: str) -> bool:
     restricted = {"bool": {"must": [query], "filter": [{"ids": {"values": [doc_id]}}]}}
-    return int(_call(es, es.count, index=index, query=restricted)["count"]) > 0
+    return int(call(es, es.count, index=index, query=restricted)["count"]) > 0

@@ -24,10 +24,9 @@ from elasticsearch import Elasticsearch
 
 from pipeline.crawl import CrawlError, CrawlOutcome, CrawlPolicy, CrawlReport, crawl
 from pipeline.discover import Candidate, discover_source
-from pipeline.elastic import IndexNames
+from pipeline.elastic import IndexNames, call
 from pipeline.fetch import FetchPolicy
 from pipeline.frontier import FrontierRecord, enqueue
-from pipeline.frontier import _call as _es_call
 from pipeline.index import BulkAction, RunStats, record_run, write
 from pipeline.settings import Config, Source
 
@@ -112,7 +111,7 @@ def claim(
     ]
     if sources:
         filters.append({"terms": {"source": list(sources)}})
-    response = _es_call(
+    response = call(
         es,
         lambda: es.search(
             index=names.frontier,

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
+from elastic_transport import TransportError
 from elasticsearch import ApiError, BadRequestError, Elasticsearch
 from elasticsearch import ConnectionError as EsConnectionError
 
@@ -22,11 +24,15 @@ __all__ = [
     "IndexNames",
     "InstallReport",
     "SearchUnavailable",
+    "call",
     "connect",
     "install",
     "load_template",
+    "node_url",
     "rollover",
 ]
+
+_T = TypeVar("_T")
 
 MAPPINGS_DIR: Final = Path(__file__).resolve().parent.parent / "mappings"
 # Every index newsradar keeps; each has mappings/<name>.json and lives behind the alias
@@ -205,10 +211,10 @@ def install(es: Elasticsearch, prefix: str) -> InstallReport:
             report.created.append(names.first_index(name))
         es.cluster.health(index=names.pattern, wait_for_status="yellow", timeout="30s")
     except EsConnectionError as exc:
-        raise SearchUnavailable(_url_of(es), str(exc)) from exc
+        raise SearchUnavailable(node_url(es), str(exc)) from exc
     except ApiError as exc:
         if exc.meta.status >= 500:
-            raise SearchUnavailable(_url_of(es), str(exc)) from exc
+            raise SearchUnavailable(node_url(es), str(exc)) from exc
         raise
     return report
 
@@ -257,14 +263,31 @@ def rollover(
             conditions={"max_age": max_age, "max_primary_shard_size": max_primary_size},
         )
     except EsConnectionError as exc:
-        raise SearchUnavailable(_url_of(es), str(exc)) from exc
+        raise SearchUnavailable(node_url(es), str(exc)) from exc
     except ApiError as exc:
         if exc.meta.status >= 500:
-            raise SearchUnavailable(_url_of(es), str(exc)) from exc
+            raise SearchUnavailable(node_url(es), str(exc)) from exc
         raise
     return bool(response["rolled_over"])
 
 
-def _url_of(es: Elasticsearch) -> str:
+def call(es: Elasticsearch, request: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """Run ``request(*args, **kwargs)``; an unreachable or failing node is SearchUnavailable.
+
+    Connection failures, 5xx and 429 are worth retrying later (transient); any other
+    refusal is the caller's to handle and is raised as it is.
+    """
+    try:
+        return request(*args, **kwargs)
+    except TransportError as exc:
+        raise SearchUnavailable(node_url(es), str(exc).splitlines()[0]) from exc
+    except ApiError as exc:
+        if exc.status_code >= 500 or exc.status_code == 429:
+            raise SearchUnavailable(node_url(es), str(exc)) from exc
+        raise
+
+
+def node_url(es: Elasticsearch) -> str:
+    """The URL of the client's (first) node, for error messages."""
     nodes = list(es.transport.node_pool.all())
     return str(nodes[0].base_url) if nodes else "?"

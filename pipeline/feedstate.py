@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Final, Literal, TypeVar
 
-from elastic_transport import TransportError
-from elasticsearch import ApiError, Elasticsearch
+from elasticsearch import Elasticsearch
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.elastic import IndexNames, SearchUnavailable
+from pipeline.elastic import IndexNames, call, node_url
 from pipeline.errors import PermanentError
 from pipeline.feeds import FeedState
 from pipeline.index import BulkAction, write
@@ -178,13 +177,13 @@ class StoredFeed:
 def require_installed(es: Elasticsearch, names: IndexNames, *indices: str) -> None:
     """Raise NotInstalled unless every alias in ``indices`` exists."""
     wanted = indices or (names.frontier, names.feeds, names.runs)
-    found = _call(
+    found = call(
         es, lambda: es.indices.get_alias(name=f"{names.prefix}-*", ignore_unavailable=True)
     )
     aliases = {alias for entry in found.body.values() for alias in entry.get("aliases", {})}
     missing = [alias for alias in wanted if alias not in aliases]
     if missing:
-        raise NotInstalled(_url_of(es), missing)
+        raise NotInstalled(node_url(es), missing)
 
 
 def load(es: Elasticsearch, names: IndexNames, sources: Iterable[Source]) -> dict[str, StoredFeed]:
@@ -209,7 +208,7 @@ def load(es: Elasticsearch, names: IndexNames, sources: Iterable[Source]) -> dic
     stored: dict[str, StoredFeed] = {}
     after: list[Any] | None = None
     while True:
-        page = _call(
+        page = call(
             es,
             partial(
                 es.search,
@@ -299,7 +298,7 @@ def collect_status(
     """Totals and per-source health for ``newsradar status --json`` (INTERFACE.md's keys)."""
     require_installed(es, names, names.articles, names.feeds, names.frontier, names.dead_letters)
     ids = [s.id for s in sources]
-    articles = _call(
+    articles = call(
         es,
         lambda: es.search(
             index=names.articles,
@@ -312,7 +311,7 @@ def collect_status(
             },
         ),
     )
-    frontier = _call(
+    frontier = call(
         es,
         lambda: es.search(
             index=names.frontier,
@@ -322,7 +321,7 @@ def collect_status(
             aggs={"by_source": {"terms": {"field": "source", "size": max(len(ids), 1) + 10}}},
         ),
     )
-    dead = _call(es, lambda: es.count(index=names.dead_letters))
+    dead = call(es, lambda: es.count(index=names.dead_letters))
     from pipeline.alerts import outbox_counts  # the alert stack loads only for status
 
     aggs = articles["aggregations"]
@@ -367,26 +366,9 @@ def _date(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def _call(es: Elasticsearch, request: Callable[[], _T]) -> _T:
-    """Run one request; an unreachable node or a 5xx/429 becomes SearchUnavailable."""
-    try:
-        return request()
-    except TransportError as exc:
-        raise SearchUnavailable(_url_of(es), str(exc)) from exc
-    except ApiError as exc:
-        if exc.status_code >= 500 or exc.status_code == 429:
-            raise SearchUnavailable(_url_of(es), str(exc)) from exc
-        raise
-
-
-def _url_of(es: Elasticsearch) -> str:
-    nodes = list(es.transport.node_pool.all())
-    return str(nodes[0].base_url) if nodes else "?"
-
-
 def refresh(es: Elasticsearch, *indices: str) -> None:
     """Make recent writes searchable now instead of within the refresh interval."""
-    _call(es, lambda: es.indices.refresh(index=list(indices)))
+    call(es, lambda: es.indices.refresh(index=list(indices)))
 
 
 def print_status(status: dict[str, Any], console: Console) -> None:

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import ipaddress
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from elastic_transport import TransportError
-from elasticsearch import ApiError, Elasticsearch
+from elasticsearch import Elasticsearch
 
-from pipeline.elastic import IndexNames, SearchUnavailable
+from pipeline.elastic import IndexNames, call
 from pipeline.feeds import FeedEntry
 from pipeline.fetch import AddressRule
 from pipeline.index import BulkAction, write
@@ -190,7 +189,7 @@ def pending(
     filters: list[dict[str, Any]] = [{"term": {"state": "pending"}}]
     if source is not None:
         filters.append({"term": {"source": source}})
-    response = _call(
+    response = call(
         es,
         lambda: es.search(
             index=names.frontier,
@@ -226,7 +225,7 @@ def pending(
 def count(es: Elasticsearch, names: IndexNames, *, source: str | None = None) -> Counter[str]:
     """Frontier records by state (``pending``, ...), for one source or all."""
     query: dict[str, Any] = {"term": {"source": source}} if source else {"match_all": {}}
-    response = _call(
+    response = call(
         es,
         lambda: es.search(
             index=names.frontier,
@@ -237,20 +236,3 @@ def count(es: Elasticsearch, names: IndexNames, *, source: str | None = None) ->
     )
     buckets = response["aggregations"]["states"]["buckets"]
     return Counter({str(b["key"]): int(b["doc_count"]) for b in buckets})
-
-
-def _call(es: Elasticsearch, request: Callable[[], _T]) -> _T:
-    """Run one request; an unreachable node or a 5xx/429 becomes SearchUnavailable."""
-    try:
-        return request()
-    except TransportError as exc:
-        raise SearchUnavailable(_url_of(es), str(exc)) from exc
-    except ApiError as exc:
-        if exc.status_code >= 500 or exc.status_code == 429:
-            raise SearchUnavailable(_url_of(es), str(exc)) from exc
-        raise
-
-
-def _url_of(es: Elasticsearch) -> str:
-    nodes = list(es.transport.node_pool.all())
-    return str(nodes[0].base_url) if nodes else "?"

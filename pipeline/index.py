@@ -14,7 +14,7 @@ from elastic_transport import TransportError
 from elasticsearch import ApiError, Elasticsearch
 from elasticsearch.helpers import streaming_bulk
 
-from pipeline.elastic import IndexNames, SearchUnavailable
+from pipeline.elastic import IndexNames, SearchUnavailable, call, node_url
 from pipeline.errors import PermanentError
 
 __all__ = [
@@ -233,7 +233,7 @@ def write(
             if status >= 500:
                 _flush_dead_letters(client, names, stage, run_id, pending_dead, report)
                 raise IndexingInterrupted(
-                    _url_of(es), f"{status} {error_type} for {doc_id}: {reason}", report
+                    node_url(es), f"{status} {error_type} for {doc_id}: {reason}", report
                 )
             if action is None:
                 # Cannot happen unless Elasticsearch answers for an id it was never sent.
@@ -245,14 +245,14 @@ def write(
         _flush_dead_letters(client, names, stage, run_id, pending_dead, report)
     except TransportError as exc:
         # Connection refused or reset, a timeout: the chunk in flight is unacknowledged.
-        raise IndexingInterrupted(_url_of(es), str(exc), report) from exc
+        raise IndexingInterrupted(node_url(es), str(exc), report) from exc
     except ApiError as exc:
         if exc.status_code in _RETRY_STATUSES or exc.status_code >= 500:
-            raise IndexingInterrupted(_url_of(es), str(exc), report) from exc
+            raise IndexingInterrupted(node_url(es), str(exc), report) from exc
         raise BulkRejected(exc.status_code, str(exc)) from exc
     if refresh and targets:
         indices = sorted(targets | ({names.dead_letters} if report.dead_lettered else set()))
-        _call(es, lambda: es.indices.refresh(index=indices))
+        call(es, lambda: es.indices.refresh(index=indices))
     return report
 
 
@@ -350,7 +350,7 @@ def _flush_dead_letters(
             error_type, reason = _error_parts(item.get("error"))
             detail = f"dead letter for {letter.action.id} not stored: {error_type}: {reason}"
             if status in _RETRY_STATUSES or status >= 500:
-                raise IndexingInterrupted(_url_of(es), detail, report)
+                raise IndexingInterrupted(node_url(es), detail, report)
             raise BulkRejected(status, detail)
         error = f"{letter.status} {letter.error_type}: {letter.error_reason}"
         report.add(letter.action.id, "dead_lettered", error=error)
@@ -431,24 +431,8 @@ def record_run(
 ) -> str:
     """Store ``stats`` under a deterministic id, so a retried run overwrites its own record."""
     doc_id = stats.doc_id
-    _call(
+    call(
         es,
         lambda: es.index(index=names.runs, id=doc_id, document=stats.document(), refresh=refresh),
     )
     return doc_id
-
-
-def _call(es: Elasticsearch, request: Any) -> Any:
-    try:
-        return request()
-    except TransportError as exc:
-        raise SearchUnavailable(_url_of(es), str(exc)) from exc
-    except ApiError as exc:
-        if exc.status_code >= 500 or exc.status_code == 429:
-            raise SearchUnavailable(_url_of(es), str(exc)) from exc
-        raise
-
-
-def _url_of(es: Elasticsearch) -> str:
-    nodes = list(es.transport.node_pool.all())
-    return str(nodes[0].base_url) if nodes else "?"

@@ -23,8 +23,8 @@ from pipeline.alerts import MatchReport, SendReport, match_new, send_digests
 from pipeline.crawl import CrawlPolicy
 from pipeline.crawl_frontier import CRAWLED, CrawlRun, crawl_frontier, discover_into_frontier
 from pipeline.elastic import IndexNames, connect, rollover
+from pipeline.elastic import call as _es_call
 from pipeline.errors import ConfigError, PermanentError
-from pipeline.feedstate import _call as _es_call
 from pipeline.feedstate import collect_status
 from pipeline.ingest_feeds import PullReport, fetch_policy, pull
 from pipeline.mailer import SmtpConfig

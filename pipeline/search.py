@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from pipeline.elastic import LANGUAGE_FIELDS, IndexNames, SearchUnavailable
+from pipeline.elastic import LANGUAGE_FIELDS, IndexNames, SearchUnavailable, node_url
 from pipeline.errors import ConfigError, PermanentError
 
 __all__ = [
@@ -188,15 +188,15 @@ def search(
             },
         )
     except ConnectionTimeout as exc:
-        raise SearchUnavailable(_url_of(es), "timed out") from exc
+        raise SearchUnavailable(node_url(es), "timed out") from exc
     except TransportError as exc:
-        raise SearchUnavailable(_url_of(es), _describe(exc)) from exc
+        raise SearchUnavailable(node_url(es), _describe(exc)) from exc
     except ApiError as exc:
         if exc.status_code >= 500 or exc.status_code == 429:
-            raise SearchUnavailable(_url_of(es), str(exc)) from exc
+            raise SearchUnavailable(node_url(es), str(exc)) from exc
         if exc.status_code == 404:
             raise SearchError(
-                f"no index {names.articles} at {_url_of(es)}: run `newsradar init` first"
+                f"no index {names.articles} at {node_url(es)}: run `newsradar init` first"
             ) from exc
         raise SearchError(f"Elasticsearch refused the search: {exc}") from exc
     hits = [_hit(raw) for raw in response["hits"]["hits"]]
@@ -305,8 +305,3 @@ def _describe(exc: TransportError) -> str:
     """The root cause of a connection failure, e.g. ``[Errno 111] Connection refused``."""
     match = _ERRNO.search(str(exc))
     return match.group(0).strip() if match else str(exc.message)
-
-
-def _url_of(es: Elasticsearch) -> str:
-    nodes = list(es.transport.node_pool.all())
-    return str(nodes[0].base_url) if nodes else "?"
