@@ -16,9 +16,10 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from elasticsearch import Elasticsearch
 
@@ -39,6 +40,7 @@ __all__ = [
     "crawl_frontier",
     "discover_into_frontier",
     "record_outcomes",
+    "with_source_limits",
 ]
 
 # Outcomes after which the URL is done with.
@@ -252,6 +254,30 @@ def _listing_only(source: Source) -> Source:
     return source.model_copy(update={"feeds": ()})
 
 
+def with_source_limits(
+    policy: CrawlPolicy, claims: Sequence[Claim], sources: Mapping[str, Source]
+) -> CrawlPolicy:
+    """The policy plus Scrapy download slots for the hosts of sources with their own limits."""
+    slots: dict[str, dict[str, Any]] = {}
+    for held in claims:
+        limits = sources[held.candidate.source].crawl if held.candidate.source in sources else None
+        if limits is None:
+            continue
+        slot: dict[str, Any] = {}
+        if limits.concurrency is not None:
+            slot["concurrency"] = limits.concurrency
+        if limits.delay is not None:
+            slot["delay"] = limits.delay
+        host = urlsplit(held.candidate.link).hostname
+        if slot and host:
+            slots[host] = slot
+    if not slots:
+        return policy
+    extra = dict(policy.scrapy_settings)
+    extra["DOWNLOAD_SLOTS"] = {**dict(extra.get("DOWNLOAD_SLOTS") or {}), **slots}
+    return replace(policy, scrapy_settings=extra)
+
+
 def crawl_frontier(
     config: Config,
     es: Elasticsearch,
@@ -277,6 +303,7 @@ def crawl_frontier(
     if progress is not None:
         progress(f"claimed {len(claims)} URLs ({run.lost} taken by another crawl)")
     known = {source.id: source for source in config.sources}
+    policy = with_source_limits(policy or CrawlPolicy(), claims, known)
     failure: CrawlError | None = None
     try:
         report = crawl(

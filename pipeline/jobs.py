@@ -20,7 +20,7 @@ from typing import Any
 from elasticsearch import Elasticsearch
 
 from pipeline.alerts import MatchReport, SendReport, match_new, send_digests
-from pipeline.crawl import CrawlPolicy
+from pipeline.crawl import CrawlError, CrawlPolicy, CrawlReport
 from pipeline.crawl_frontier import CRAWLED, CrawlRun, crawl_frontier, discover_into_frontier
 from pipeline.elastic import IndexNames, connect, rollover
 from pipeline.elastic import call as _es_call
@@ -67,11 +67,7 @@ class IngestReport:
         """Ids of the articles this run indexed (new stories and copies alike)."""
         if self.crawl is None or self.crawl.report is None:
             return []
-        return [
-            outcome.article_id
-            for outcome in self.crawl.report.outcomes.values()
-            if outcome.outcome in CRAWLED and outcome.article_id
-        ]
+        return _indexed_ids(self.crawl.report)
 
     @property
     def alerts(self) -> int:
@@ -186,17 +182,31 @@ def crawl_and_match(
     run_id: str | None = None,
     progress: Progress | None = None,
 ) -> IngestReport:
-    """Crawl the pending frontier URLs of the sources, then match the new articles to rules."""
+    """Crawl the pending frontier URLs of the sources, then match the new articles to rules.
+
+    When the crawl fails (CrawlError, transient) the articles it did index are matched before
+    the error goes up: their frontier records are done, so a retry would not see them again.
+    """
     report = IngestReport(run_id=run_id or uuid.uuid4().hex)
-    report.crawl = crawl_frontier(
-        config,
-        es,
-        now=now,
-        sources=[s.id for s in _selected(config, sources)],
-        policy=policy,
-        run_id=report.run_id,
-        progress=progress,
-    )
+    try:
+        report.crawl = crawl_frontier(
+            config,
+            es,
+            now=now,
+            sources=[s.id for s in _selected(config, sources)],
+            policy=policy,
+            run_id=report.run_id,
+            progress=progress,
+        )
+    except CrawlError as exc:
+        match_new(
+            es,
+            IndexNames(config.settings.index_prefix),
+            _indexed_ids(exc.report),
+            now=now,
+            run_id=report.run_id,
+        )
+        raise
     report.matches = match_new(
         es,
         IndexNames(config.settings.index_prefix),
@@ -429,6 +439,14 @@ def dead_letter_summary(
         "by_stage": {b["key"]: int(b["doc_count"]) for b in recent["stages"]["buckets"]},
         "by_error": {b["key"]: int(b["doc_count"]) for b in recent["errors"]["buckets"]},
     }
+
+
+def _indexed_ids(report: CrawlReport) -> list[str]:
+    return [
+        outcome.article_id
+        for outcome in report.outcomes.values()
+        if outcome.outcome in CRAWLED and outcome.article_id
+    ]
 
 
 def _selected(config: Config, sources: Sequence[str] | None) -> tuple[Source, ...]:

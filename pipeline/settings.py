@@ -94,6 +94,15 @@ class Settings(BaseSettings):
     kibana_ca_certs: Path | None = None
 
 
+class CrawlLimits(BaseModel):
+    """A source's own politeness, over the crawl's defaults: requests at once and the gap."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    concurrency: int | None = Field(default=None, ge=1, le=16)
+    delay: float | None = Field(default=None, ge=0.0, le=600.0)  # seconds between requests
+
+
 class Source(BaseModel):
     """One news source: where its articles are found."""
 
@@ -107,6 +116,7 @@ class Source(BaseModel):
     homepage: HttpUrl | None = None
     language: str | None = Field(default=None, pattern=r"^[a-z]{2}$")
     country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
+    crawl: CrawlLimits | None = None
 
     @model_validator(mode="after")
     def _has_an_entry_point(self) -> Source:

@@ -13,15 +13,22 @@ import pytest
 from elasticsearch import Elasticsearch
 from httpfaults import closed_port
 
-from pipeline.crawl import CrawlFailed
-from pipeline.crawl_frontier import CrawlRun, crawl_frontier, discover_into_frontier
+from pipeline.crawl import CrawlFailed, CrawlPolicy
+from pipeline.crawl_frontier import (
+    Claim,
+    CrawlRun,
+    crawl_frontier,
+    discover_into_frontier,
+    with_source_limits,
+)
 from pipeline.demo import DEMO_CRAWL
 from pipeline.demosite import DemoSite, load_catalog
+from pipeline.discover import Candidate
 from pipeline.elastic import IndexNames, install
 from pipeline.frontier import count
 from pipeline.ingest_feeds import fetch_policy, pull
 from pipeline.pages import reextract
-from pipeline.settings import Config, Settings, load_settings
+from pipeline.settings import Config, CrawlLimits, Settings, Source, load_settings
 from pipeline.urls import url_id
 
 NOW = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
@@ -195,3 +202,29 @@ def test_a_crawl_that_cannot_index_fails_and_returns_its_urls_to_pending(
     assert states["done"] == 0
     assert states["pending"] > 0
     assert es_client.count(index=names.articles)["count"] == 0
+
+
+def test_sources_with_their_own_limits_get_their_own_download_slots() -> None:
+    polite = Source(
+        id="slow-paper",
+        name="Slow Paper",
+        feeds=("https://news.slow.example/rss.xml",),
+        crawl=CrawlLimits(concurrency=1, delay=5.0),
+    )
+    plain = Source(id="plain", name="Plain", feeds=("https://plain.example/rss.xml",))
+    claims = [
+        Claim(
+            id=url_id(url),
+            candidate=Candidate(url=url, link=url, source=source, via="feed"),
+            attempts=1,
+        )
+        for url, source in (
+            ("https://news.slow.example/a.html", "slow-paper"),
+            ("https://plain.example/b.html", "plain"),
+        )
+    ]
+    policy = with_source_limits(CrawlPolicy(), claims, {"slow-paper": polite, "plain": plain})
+    assert policy.scrapy_settings["DOWNLOAD_SLOTS"] == {
+        "news.slow.example": {"concurrency": 1, "delay": 5.0}
+    }
+    assert with_source_limits(CrawlPolicy(), claims[1:], {"plain": plain}) == CrawlPolicy()
