@@ -1,10 +1,11 @@
-"""Crawl benchmark: discover a generated local site by its sitemap, crawl and normalise it.
+"""Crawl benchmark: discover a generated local site by its sitemap, crawl, normalise, index it.
 
 Serves >= 2000 generated article pages in 6 languages from a loopback HTTP server, finds them
-through a sitemap with pipeline.discover, and runs the Scrapy crawl stage (fetch + normalise,
-in its own process) over them. Prints pages/s and the outcome counts.
+through a sitemap with pipeline.discover, and runs the Scrapy crawl stage (fetch + normalise +
+dedup + index into the local Elasticsearch node, in its own process) over them, under a
+throwaway index prefix removed afterwards. Prints pages/s and the outcome counts.
 
-    .venv/bin/python bench/bench_crawl.py [--pages 2000] [--concurrency 8]
+    .venv/bin/python bench/bench_crawl.py [--pages 2000] [--concurrency 8] [--no-index]
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from bench_extract import make_page
 
 from pipeline.crawl import CrawlPolicy, crawl
 from pipeline.discover import discover_source
+from pipeline.elastic import IndexNames, connect, install
 from pipeline.fetch import FetchPolicy
 from pipeline.settings import Source, load_settings
 
@@ -87,13 +89,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--no-index", action="store_true", help="fetch + normalise only")
     args = parser.parse_args(argv)
+    index = not args.no_index
+    prefix = f"bench-crawl-{int(time.time())}"
 
     server = _Site(("127.0.0.1", 0), _Handler)
     base = f"http://127.0.0.1:{server.server_address[1]}"
     server.pages = _build_site(args.pages, base)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    settings = load_settings({"NEWSRADAR_ALLOW_PRIVATE_NETWORKS": "1"})
+    settings = load_settings(
+        {"NEWSRADAR_ALLOW_PRIVATE_NETWORKS": "1", "NEWSRADAR_INDEX_PREFIX": prefix}
+    )
+    es = connect(settings)
+    if index:
+        install(es, prefix)
     source = Source(id="bench", name="Bench", sitemaps=(f"{base}/sitemap.xml",))
     try:
         started = time.monotonic()
@@ -107,17 +117,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             autothrottle_start_delay=0.01,
             log_level="WARNING",
         )
-        report = crawl(list(found.candidates.values()), settings=settings, policy=policy)
+        report = crawl(
+            list(found.candidates.values()), settings=settings, policy=policy, index=index
+        )
+        if index:
+            es.indices.refresh(index=f"{prefix}-*")
+            stored = es.count(index=IndexNames(prefix).articles)["count"]
     finally:
         server.shutdown()
+        if index:
+            es.indices.delete(index=f"{prefix}-*", expand_wildcards="all")
+            es.indices.delete_index_template(name=f"{prefix}-*")
+        es.close()
     outcomes = Counter(o.outcome for o in report.outcomes.values())
     fetched = len(report.outcomes)
     print("command: " + shlex.join([sys.executable, *sys.argv]))
     print(f"site: {args.pages} generated pages in 6 languages on loopback, sitemap discovery")
-    print(f"{'stage':<34}{'pages':>7}{'seconds':>10}{'pages/s':>10}")
-    print(f"{'discover (sitemap)':<34}{len(found.candidates):>7}{discovered:>10.2f}{'':>10}")
+    print(f"{'stage':<36}{'pages':>7}{'seconds':>10}{'pages/s':>10}")
+    print(f"{'discover (sitemap)':<36}{len(found.candidates):>7}{discovered:>10.2f}{'':>10}")
     rate = fetched / report.elapsed
-    print(f"{'crawl: fetch + normalise':<34}{fetched:>7}{report.elapsed:>10.2f}{rate:>10.1f}")
+    stage = "crawl: fetch + normalise + index" if index else "crawl: fetch + normalise"
+    print(f"{stage:<36}{fetched:>7}{report.elapsed:>10.2f}{rate:>10.1f}")
+    if index:
+        print(f"articles in the index afterwards: {stored}")
     print("outcomes: " + ", ".join(f"{k} {v}" for k, v in outcomes.most_common()))
     peak = report.stats.get("memusage/max")
     if isinstance(peak, int):
