@@ -1,6 +1,7 @@
 """crawl_sites: read each source's sitemaps, news sitemaps and section pages, crawl what is new.
 
-One mapped task per source that has sitemaps or section pages; feeds are ingest_feeds'. Alerts
+One mapped task per source that has sitemaps or section pages (or per group of
+NEWSRADAR_SOURCES_PER_TASK of them); feeds are ingest_feeds'. Alerts
 it creates are announced on the alert-outbox asset, as ingest_feeds does.
 """
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from airflow.sdk import dag, task, teardown
 from airflow.sdk.exceptions import AirflowSkipException
-from newsradar_common import ALERT_OUTBOX, DEFAULT_ARGS, START, now, run_id
+from newsradar_common import ALERT_OUTBOX, DEFAULT_ARGS, START, now, run_id, shards
 
 
 @dag(
@@ -25,16 +26,19 @@ def crawl_sites() -> None:
     """Listed sources, then one discovery and crawl per source, then the announcement."""
 
     @task
-    def sources() -> list[str]:
-        """The ids of the sources with sitemaps or section pages."""
+    def sources() -> list[list[str]]:
+        """The sources with sitemaps or section pages, one group per task."""
         from pipeline.settings import load_config, load_settings
 
         config = load_config(load_settings())
-        return [s.id for s in config.sources if s.sitemaps or s.start_urls]
+        return shards([s.id for s in config.sources if s.sitemaps or s.start_urls])
 
-    @task(map_index_template="{{ task.op_kwargs['source_id'] }}", max_active_tis_per_dag=4)
-    def crawl_source(source_id: str) -> dict[str, int]:
-        """Discover the source's listed articles, crawl its pending URLs, index, match."""
+    @task(
+        map_index_template="{{ task.op_kwargs['source_ids'] | join(' ') }}",
+        max_active_tis_per_dag=4,
+    )
+    def crawl(source_ids: list[str]) -> dict[str, int]:
+        """Discover the sources' listed articles, crawl their pending URLs, index, match."""
         from pipeline import jobs
 
         with jobs.connected() as (config, es):
@@ -42,9 +46,9 @@ def crawl_sites() -> None:
                 config,
                 es,
                 now=now(),
-                sources=[source_id],
+                sources=source_ids,
                 policy=jobs.crawl_policy(),
-                run_id=run_id(source_id),
+                run_id=run_id(),
             )
         report.raise_for_broken_sources()
         return report.counts()
@@ -58,7 +62,7 @@ def crawl_sites() -> None:
             raise AirflowSkipException("no new alerts")
         return created
 
-    announce_alerts(crawl_source.expand(source_id=sources()))
+    announce_alerts(crawl.expand(source_ids=sources()))
 
 
 crawl_sites()

@@ -1,15 +1,16 @@
 """ingest_feeds: poll every source's feeds, crawl the new URLs, index them, match alert rules.
 
-One mapped task per source: a source that cannot be read fails its own task, the others go
-on. When the run created alerts, ``announce_alerts`` updates the alert-outbox asset and
-deliver_alerts mails them without waiting for its next five-minute tick.
+One mapped task per source (or per group of NEWSRADAR_SOURCES_PER_TASK sources): a source
+that cannot be read fails its own task, the others go on. When the run created alerts,
+``announce_alerts`` updates the alert-outbox asset and deliver_alerts mails them without
+waiting for its next five-minute tick.
 """
 
 from __future__ import annotations
 
 from airflow.sdk import dag, task, teardown
 from airflow.sdk.exceptions import AirflowSkipException
-from newsradar_common import ALERT_OUTBOX, DEFAULT_ARGS, START, now, run_id
+from newsradar_common import ALERT_OUTBOX, DEFAULT_ARGS, START, now, run_id, shards
 
 
 @dag(
@@ -26,15 +27,18 @@ def ingest_feeds() -> None:
     """Sources, then one ingest per source, then the announcement of new alerts."""
 
     @task
-    def sources() -> list[str]:
-        """The ids of the configured sources (NEWSRADAR_CONFIG_DIR/sources.yaml)."""
+    def sources() -> list[list[str]]:
+        """The configured sources (NEWSRADAR_CONFIG_DIR/sources.yaml), one group per task."""
         from pipeline.settings import load_config, load_settings
 
-        return [source.id for source in load_config(load_settings()).sources]
+        return shards([source.id for source in load_config(load_settings()).sources])
 
-    @task(map_index_template="{{ task.op_kwargs['source_id'] }}", max_active_tis_per_dag=4)
-    def ingest_source(source_id: str) -> dict[str, int]:
-        """Pull the source's due feeds, crawl its pending URLs, index, match; counts only."""
+    @task(
+        map_index_template="{{ task.op_kwargs['source_ids'] | join(' ') }}",
+        max_active_tis_per_dag=4,
+    )
+    def ingest(source_ids: list[str]) -> dict[str, int]:
+        """Pull the sources' due feeds, crawl their pending URLs, index, match; counts only."""
         from pipeline import jobs
 
         with jobs.connected() as (config, es):
@@ -42,10 +46,10 @@ def ingest_feeds() -> None:
                 config,
                 es,
                 now=now(),
-                sources=[source_id],
+                sources=source_ids,
                 policy=jobs.crawl_policy(),
                 with_discovery=False,  # crawl_sites' job, hourly
-                run_id=run_id(source_id),
+                run_id=run_id(),
             )
         report.raise_for_broken_sources()
         return report.counts()
@@ -60,7 +64,7 @@ def ingest_feeds() -> None:
             raise AirflowSkipException("no new alerts")
         return created
 
-    announce_alerts(ingest_source.expand(source_id=sources()))
+    announce_alerts(ingest.expand(source_ids=sources()))
 
 
 ingest_feeds()

@@ -6,12 +6,14 @@ Not a DAG file (``.airflowignore`` skips it). Like the DAG files it imports noth
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import Asset, ExceptionRetryPolicy, RetryAction, RetryRule, get_current_context
 
-__all__ = ["ALERT_OUTBOX", "DEFAULT_ARGS", "START", "now", "run_id"]
+__all__ = ["ALERT_OUTBOX", "DEFAULT_ARGS", "START", "now", "run_id", "shards"]
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 """Static, and in the past: with catchup off, only the latest interval runs."""
@@ -55,7 +57,25 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def run_id(*parts: str) -> str:
+def run_id() -> str:
     """A pipeline run id that a retry of this task reuses, so its records are overwritten."""
     context = get_current_context()
-    return ":".join([context["dag"].dag_id, context["run_id"], *parts])
+    ti = context["ti"]
+    return f"{ti.dag_id}:{ti.run_id}:{ti.task_id}:{ti.map_index}"
+
+
+def shards(source_ids: Sequence[str]) -> list[list[str]]:
+    """The sources in groups of ``NEWSRADAR_SOURCES_PER_TASK`` (default 1), one mapped task each.
+
+    One source per task isolates failures best. Each task also starts a crawl process, which
+    costs a few seconds however few pages it fetches, so many small sources go faster in groups:
+    a source that cannot be read then fails its group's task, after the group's work is saved.
+    """
+    from pipeline.errors import ConfigError
+
+    raw = os.environ.get("NEWSRADAR_SOURCES_PER_TASK", "1").strip() or "1"
+    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+        raise ConfigError("environment", "NEWSRADAR_SOURCES_PER_TASK", f"{raw!r} is not 1..1000")
+    size = int(raw)
+    ids = list(source_ids)
+    return [ids[i : i + size] for i in range(0, len(ids), size)]

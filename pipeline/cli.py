@@ -9,13 +9,17 @@ import smtplib
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pipeline.errors import ConfigError, NewsradarError, TransientError
 from pipeline.mailer import SmtpConfig
 from pipeline.settings import Config, Settings, load_config, load_settings
+
+if TYPE_CHECKING:
+    from pipeline.jobs import IngestReport
 
 __all__ = ["Check", "doctor", "main"]
 
@@ -404,6 +408,119 @@ def _cmd_crawl(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from pipeline import jobs
+    from pipeline.elastic import connect
+
+    config = load_config(settings)
+    policy = jobs.crawl_policy()
+    err = Console(stderr=True)
+    es = connect(settings)
+    try:
+        cycle = jobs.run_cycle(
+            config,
+            es,
+            now=datetime.now(UTC),
+            sources=args.source,
+            policy=policy,
+            force_pull=args.force,
+            progress=None if args.json else err.print,
+        )
+    finally:
+        es.close()
+    ingest, delivery = cycle.ingest, cycle.delivery
+    rows = _run_rows(ingest)
+    broken = ingest.broken_sources()
+    if args.json:
+        counts = ingest.counts()
+        print(
+            json.dumps(
+                {
+                    "run_id": ingest.run_id,
+                    "pull": {
+                        "feeds": counts["feeds_polled"],
+                        "errors": counts["feed_errors"],
+                        "new": counts["pulled"],
+                    },
+                    "discovery": {"new": counts["discovered"]},
+                    "crawl": {
+                        "crawled": counts["crawled"],
+                        "indexed": counts["indexed"],
+                        "duplicates": counts["duplicates"],
+                        "not_indexed": counts["not_indexed"],
+                    },
+                    "match": {"matches": counts["matches"], "alerts": counts["alerts"]},
+                    "delivery": {
+                        "sent": delivery.sent,
+                        "failed": delivery.failed,
+                        "unknown": delivery.unknown,
+                        "retrying": delivery.retrying,
+                        "held": delivery.held,
+                    },
+                    "sources": rows,
+                    "broken_sources": broken,
+                },
+                ensure_ascii=False,
+            )
+        )
+        return 0
+    table = Table("source", "feeds", "pulled", "discovered", "indexed", "duplicates", "failed")
+    for sid, row in rows.items():
+        table.add_row(
+            sid,
+            f"{row['feeds']}" + (f" ({row['feed_errors']} failing)" if row["feed_errors"] else ""),
+            str(row["pulled"]),
+            str(row["discovered"]),
+            str(row["indexed"]),
+            str(row["duplicates"]),
+            ", ".join(f"{k} {v}" for k, v in sorted(row["failed"].items())) or "-",
+        )
+    # Wide when piped, so source ids are not cut at 80 columns.
+    Console(width=None if sys.stdout.isatty() else 130).print(table)
+    for sid, reason in sorted(broken.items()):
+        print(f"source {sid} could not be read: {reason}")
+    counts = ingest.counts()
+    print(
+        f"pulled {counts['pulled']} new URLs from {counts['feeds_polled']} feeds, discovered "
+        f"{counts['discovered']}; crawled {counts['crawled']}: {counts['indexed']} indexed, "
+        f"{counts['duplicates']} duplicates, {counts['not_indexed']} not indexed; "
+        f"{counts['matches']} rule matches, {counts['alerts']} new alerts; digests: "
+        f"{delivery.sent} sent, {delivery.failed} failed, {delivery.unknown} unknown, "
+        f"{delivery.retrying} to retry, {delivery.held} held"
+    )
+    return 0
+
+
+def _run_rows(ingest: IngestReport) -> dict[str, dict[str, Any]]:
+    """Per source: feeds polled, URLs pulled and discovered, crawl outcomes."""
+    sources: set[str] = set(ingest.discovered)
+    if ingest.pull is not None:
+        sources.update(ingest.pull.sources)
+    if ingest.crawl is not None:
+        sources.update(ingest.crawl.outcomes)
+    rows: dict[str, dict[str, Any]] = {}
+    for sid in sorted(sources):
+        pulled = ingest.pull.sources.get(sid) if ingest.pull is not None else None
+        outcomes: Mapping[str, int] = (
+            ingest.crawl.outcomes.get(sid, {}) if ingest.crawl is not None else {}
+        )
+        rows[sid] = {
+            "feeds": len(pulled.polled) if pulled else 0,
+            "feed_errors": pulled.errors if pulled else 0,
+            "pulled": pulled.new if pulled else 0,
+            "discovered": ingest.discovered[sid]["new"] if sid in ingest.discovered else 0,
+            "indexed": outcomes.get("indexed", 0),
+            "duplicates": outcomes.get("duplicate", 0),
+            "failed": {k: v for k, v in outcomes.items() if k not in ("indexed", "duplicate")},
+        }
+    return rows
+
+
 def _cmd_reextract(settings: Settings, args: argparse.Namespace) -> int:
     from pipeline.elastic import IndexNames, connect
     from pipeline.pages import reextract
@@ -464,6 +581,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     crawl_cmd.add_argument("--json", action="store_true", help="print one JSON object")
     crawl_cmd.set_defaults(handler=_cmd_crawl)
+    run_cmd = commands.add_parser(
+        "run", help="one full cycle: pull, discover, crawl, index, match, mail the digests"
+    )
+    run_cmd.add_argument(
+        "--source", action="append", metavar="ID", help="only this source (repeatable)"
+    )
+    run_cmd.add_argument("--force", action="store_true", help="poll feeds that are not due yet")
+    run_cmd.add_argument("--json", action="store_true", help="print one JSON object")
+    run_cmd.set_defaults(handler=_cmd_run)
     reextract_cmd = commands.add_parser(
         "reextract", help="re-run extraction over the kept pages and update the articles"
     )

@@ -25,7 +25,7 @@ from pipeline.crawl_frontier import CRAWLED, CrawlRun, crawl_frontier, discover_
 from pipeline.elastic import IndexNames, connect, rollover
 from pipeline.elastic import call as _es_call
 from pipeline.errors import ConfigError, PermanentError
-from pipeline.feedstate import collect_status
+from pipeline.feedstate import collect_status, refresh
 from pipeline.ingest_feeds import PullReport, fetch_policy, pull
 from pipeline.mailer import SmtpConfig
 from pipeline.settings import Config, Source, load_config, load_settings
@@ -162,14 +162,14 @@ def discover(
 ) -> dict[str, Counter[str]]:
     """Sitemaps, news sitemaps and section pages of the selected sources into the frontier."""
     selected = _selected(config, sources)
-    return discover_into_frontier(
-        es,
-        IndexNames(config.settings.index_prefix),
-        selected,
-        policy=fetch_policy(config.settings),
-        now=now,
-        run_id=run_id,
+    names = IndexNames(config.settings.index_prefix)
+    found = discover_into_frontier(
+        es, names, selected, policy=fetch_policy(config.settings), now=now, run_id=run_id
     )
+    # The crawl claims by search, which sees only refreshed records: without this it would
+    # leave what was just discovered for the next run.
+    refresh(es, names.frontier)
+    return found
 
 
 def crawl_and_match(

@@ -6,19 +6,21 @@ when it is a copy, ``duplicate_of`` (the earlier article it matched best), ``dup
 already is the same document (its ``_id`` hashes that URL): it is reported as ``exact_url``
 and nothing changes. The stories index holds one document per story, rebuilt from its articles.
 
-What the answer is. Articles are ordered by the key (fetched, id). An article's match is the
-best of the *earlier* articles that share its content hash or pass the Jaccard threshold, as
-``pipeline.dedup.classify`` ranks them; its story is its match's story, or its own id when
-nothing earlier matches. This depends only on the set of stored articles and their fetch
-times, never on which worker saw what first, so two workers (or one after a restart) must
-arrive at the same stories as one process would.
+What the answer is. Articles are ordered by the key (fetched, id): first seen is the smallest
+(articles of one call share ``fetched``, so among them the id decides). An article's match is
+the best of the *earlier* articles sharing a band key or its content hash that are exact or
+pass the Jaccard threshold, as ``pipeline.dedup.classify`` ranks them; its story is its
+match's story, or its own id when nothing earlier matches. This depends only on the stored
+articles and their fetch times, never on which worker saw what first, so two workers (or one
+after a restart) arrive at the same stories as one process would.
 
 How workers agree without locks or scripts:
 
 1. Write first, then look. A batch is created (``op_type=create``), the index refreshed, and
-   only then each article's candidates are looked up (one terms query on its band keys, or
-   its content hash, in one msearch). Of two copies written concurrently, the one whose write
-   finished last refreshes after the other's write, so at least one of the two sees the other.
+   only then its candidates are looked up: one search, with per article a terms query on its
+   band keys or its content hash, named after the article. Of two copies written
+   concurrently, the one whose write finished last refreshes after the other's write, so at
+   least one of the two sees the other.
 2. Whoever sees a pair settles it. A worker proposes a verdict for its own articles and, for
    later-ordered articles it finds among its candidates, proposes itself as their match. An
    earlier article it finds undecided (its worker is still busy, or died) it resolves itself.
@@ -38,6 +40,8 @@ How workers agree without locks or scripts:
 
 An article written but never decided (its worker died before step 3) is decided by the next
 worker that meets it: a re-ingest of the same URL, or a later copy whose best match it is.
+The decisions ``ingest`` returns are the stored state when it returns; a worker settling a
+pair later (2) may still move an article into an earlier story.
 """
 
 from __future__ import annotations
@@ -118,7 +122,7 @@ _EPOCH: Final = datetime.min.replace(tzinfo=UTC)
 
 
 class StoryWriteRejected(PermanentError):
-    """Elasticsearch refused an article or story write for a reason other than a conflict."""
+    """Elasticsearch refused a write or a lookup, for a reason other than a conflict or load."""
 
     def __init__(self, index: str, doc_id: str, error: Any) -> None:
         super().__init__(index, doc_id, error)

@@ -17,9 +17,11 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch
 
+from pipeline import stories
 from pipeline.articles import article_document, iso_utc, parse_iso_utc
 from pipeline.dedup import DEFAULT_CONFIG, DedupConfig, classify, fingerprint
 from pipeline.elastic import IndexNames, load_template
+from pipeline.errors import ConfigError
 from pipeline.extract import ExtractedArticle
 from pipeline.language import LanguageResult
 from pipeline.normalise import NormalisedArticle
@@ -338,6 +340,40 @@ def test_a_text_without_words_is_a_story_of_its_own(
     ]
     decisions = ingest(es_client, names, blank, fetched=T0)
     assert [(d.kind, d.story_id) for d in decisions] == [("new", a.id) for a in blank]
+
+
+def test_big_lookups_fall_back_to_one_search_per_article_with_the_same_result(
+    es_client: Elasticsearch, names: IndexNames, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Five hits per search: the batch's candidates and its stories' articles never fit in one.
+    monkeypatch.setattr(stories, "_MAX_HITS", 5)
+    bases = [b["id"] for b in BASES[:12]]
+    copies = [r["id"] for r in VARIANTS if r["of"] in bases]
+    plan = [(T0, bases), (T1, copies)]
+    run_plan(es_client, names, plan)
+    documents = stored(es_client, names)
+    assert_matches(documents, plan)
+    base = article(bases[0]).id
+    story = es_client.get(index=names.stories, id=base)["_source"]
+    members = {i for i, d in documents.items() if d["story_id"] == base}
+    assert set(story["articles"]) == members and story["article_count"] == len(members)
+
+
+def test_fingerprints_made_with_other_parameters_are_refused(
+    es_client: Elasticsearch, names: IndexNames
+) -> None:
+    other = article(BASES[0]["id"])
+    other = NormalisedArticle(
+        other.id,
+        other.source,
+        other.article,
+        other.language,
+        fingerprint(other.article.text, num_perm=64, bands=16, rows=4),
+    )
+    with pytest.raises(ConfigError):
+        ingest(es_client, names, [other], fetched=T0)
+    es_client.indices.refresh(index=names.articles)
+    assert es_client.count(index=names.articles)["count"] == 0
 
 
 # --- several processes ------------------------------------------------------------------
