@@ -38,6 +38,8 @@ __all__ = [
 # Seconds the crawl process gets after SIGTERM to close the spider and write its summary.
 _GRACE = 15.0
 _LOG_TAIL = 20
+# Crawls of at least this many URLs normalise in worker processes (CrawlPolicy).
+BIG_CRAWL = 200
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,9 @@ class CrawlPolicy:
     # Narrower than Settings.allow_private_networks: CIDRs the SSRF guard lets through.
     allowed_networks: tuple[str, ...] = ()
     log_level: str = "INFO"
+    # Processes that normalise pages; None: one per CPU for crawls of BIG_CRAWL URLs or more,
+    # none (the reactor thread does it) for smaller ones, which would not repay the start-up.
+    normalise_workers: int | None = None
     # Extra Scrapy settings; dict values are merged into Scrapy's component dicts (tests
     # use this to add an item pipeline or a middleware).
     scrapy_settings: Mapping[str, Any] = field(default_factory=dict)
@@ -320,12 +325,16 @@ def crawl(
         unique.setdefault(candidate.url, candidate)
     if not unique:  # nothing to do: no process to start
         return CrawlReport(requested=(), sources={}, outcomes={}, stats={}, errors=(), elapsed=0.0)
+    policy = policy or CrawlPolicy()
+    if policy.normalise_workers is None:
+        workers = (os.cpu_count() or 1) if len(unique) >= BIG_CRAWL else 0
+        policy = replace(policy, normalise_workers=workers)
     job = CrawlJob(
         candidates=tuple(unique.values()),
         languages=dict(languages or {}),
         allow_private_networks=settings.allow_private_networks,
         contact_url=settings.contact_url,
-        policy=policy or CrawlPolicy(),
+        policy=policy,
         index=index,
         run_id=run_id,
         countries=dict(countries or {}),

@@ -60,6 +60,7 @@ def scrapy_settings(job: CrawlJob, files: JobFiles) -> ScrapySettings:
             "RETRY_BACKOFF": policy.retry_backoff,
             "RETRY_AFTER_MAX": policy.retry_after_max,
             "LOG_LEVEL": policy.log_level,
+            "NORMALISE_WORKERS": policy.normalise_workers or 0,
             "OUTCOMES_FILE": str(files.outcomes),
             "NEWSRADAR_INDEX": job.index,
             "NEWSRADAR_RUN_ID": job.run_id,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -53,9 +54,9 @@ class IndexPipeline:
         self.batch_size = batch_size
         self.linger = linger  # seconds a partial batch waits for company
         self._pending: list[tuple[NormalisedPage, asyncio.Future[CrawlOutcome]]] = []
+        self.max_batch = max(batch_size, 500)
         self._timer: asyncio.TimerHandle | None = None
-        self._flushes: set[asyncio.Task[None]] = set()
-        self._lock: asyncio.Lock | None = None
+        self._writer: asyncio.Future[None] | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -75,7 +76,9 @@ class IndexPipeline:
             return item
         future: asyncio.Future[CrawlOutcome] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
-        if len(self._pending) >= self.batch_size:
+        if self._writer is not None and not self._writer.done():
+            pass  # the running writer takes it with its next batch
+        elif len(self._pending) >= self.batch_size:
             self._flush()
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self.linger, self._flush)
@@ -84,28 +87,25 @@ class IndexPipeline:
     async def close_spider(self) -> None:
         """Write what is still waiting, then close the client."""
         self._flush()
-        while self._flushes:
-            await asyncio.gather(*self._flushes, return_exceptions=True)
+        while self._writer is not None and not self._writer.done():
+            await asyncio.wait({self._writer})
+            self._flush()
         self.es.close()
 
     def _flush(self) -> None:
+        """Start the writer unless it runs already (it drains everything pending)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if not self._pending:
-            return
-        batch, self._pending = self._pending, []
-        task = asyncio.ensure_future(self._write(batch))
-        self._flushes.add(task)
-        task.add_done_callback(self._flushes.discard)
+        if self._pending and (self._writer is None or self._writer.done()):
+            self._writer = asyncio.ensure_future(self._drain())
 
-    async def _write(
-        self, batch: list[tuple[NormalisedPage, asyncio.Future[CrawlOutcome]]]
-    ) -> None:
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        # One batch at a time: the bulk writes of one crawl stay in order.
-        async with self._lock:
+    async def _drain(self) -> None:
+        # One batch at a time, each taking all that arrived while the last was written: a
+        # write costs a few round trips whatever its size, so batches grow under load.
+        while self._pending:
+            batch = self._pending[: self.max_batch]
+            self._pending = self._pending[self.max_batch :]
             try:
                 outcomes = await asyncio.to_thread(self._index, [item for item, _ in batch])
             except Exception as exc:  # every page of the batch fails: none is indexed for sure
@@ -113,15 +113,17 @@ class IndexPipeline:
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
-                return
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
-            if not future.done():
-                future.set_result(outcome)
+                continue
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if not future.done():
+                    future.set_result(outcome)
 
     def _index(self, items: list[NormalisedPage]) -> list[CrawlOutcome]:
         """Runs in a worker thread: keep the pages, then dedup and index the articles."""
         now = datetime.now(UTC)
+        started = time.monotonic()
         keep(self.es, self.names, (_kept(item) for item in items), run_id=self.run_id)
+        kept = time.monotonic()
         by_country: dict[str | None, list[int]] = defaultdict(list)
         for position, item in enumerate(items):
             by_country[self.countries.get(item.source)].append(position)
@@ -136,6 +138,12 @@ class IndexPipeline:
                 run_id=self.run_id,
             )
             decisions.update(zip(positions, made, strict=True))
+        logger.info(
+            "Indexed %d articles: pages kept in %.2f s, stories and articles in %.2f s",
+            len(items),
+            kept - started,
+            time.monotonic() - kept,
+        )
         return [_final(item.outcome, decisions[p]) for p, item in enumerate(items)]
 
 

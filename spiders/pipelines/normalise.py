@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING, Any, Self
 
 from pipeline.crawl import CrawlOutcome
@@ -31,43 +34,63 @@ class NormalisePipeline:
     item (outcome ``error``) and so the crawl.
     """
 
-    def __init__(self, *, index: bool = False) -> None:
+    def __init__(self, *, index: bool = False, workers: int = 0) -> None:
         self.index = index
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         # With indexing on, the article travels on to IndexPipeline; else its outcome is final.
-        return cls(index=crawler.settings.getbool("NEWSRADAR_INDEX"))
-
-    def open_spider(self) -> None:
-        """Load the language model and the MinHash permutations before the first download."""
-        # They load on first use (~3 s together); done mid-crawl, that would stall the
-        # reactor while responses and retry timers wait.
-        detect_language("", _WARM_UP)
-        fingerprint(
-            _WARM_UP,
-            num_perm=DEFAULT_CONFIG.num_perm,
-            bands=DEFAULT_CONFIG.bands,
-            rows=DEFAULT_CONFIG.rows,
+        return cls(
+            index=crawler.settings.getbool("NEWSRADAR_INDEX"),
+            workers=crawler.settings.getint("NORMALISE_WORKERS", 0),
         )
 
-    def process_item(self, item: Any) -> Any:
+    def open_spider(self) -> None:
+        """Load the language model and the MinHash permutations before the first download.
+
+        With ``workers`` > 0, pages are normalised in that many worker processes: extraction
+        is CPU-bound and would otherwise hold the reactor thread (and the GIL) for every page.
+        """
+        # They load on first use (~3 s together); done mid-crawl, that would stall the
+        # reactor while responses and retry timers wait.
+        if self.workers <= 0:
+            _warm_up()
+            return
+        # Spawned, not forked: the crawl process already runs threads.
+        self._pool = ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_warm_up,
+        )
+        for ready in [self._pool.submit(_ready) for _ in range(self.workers)]:
+            ready.result()
+
+    def close_spider(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    async def process_item(self, item: Any) -> Any:
         """A CrawlOutcome for a FetchedPage; anything else unchanged."""
         if not isinstance(item, FetchedPage):
             return item
         result = item.result
         candidate = item.candidate
+        options: dict[str, Any] = {
+            "source": candidate.source,
+            "fetched_at": item.fetched_at,
+            "language_hint": item.language_hint,
+            "feed_title": candidate.title,
+            "feed_published": candidate.published_raw,
+        }
         try:
-            # Runs in the reactor thread: it is CPU-bound, so a worker thread would only
-            # contend for the GIL, and the extractor and language model stay single-threaded.
-            article = normalise_page(
-                result,
-                source=candidate.source,
-                fetched_at=item.fetched_at,
-                language_hint=item.language_hint,
-                feed_title=candidate.title,
-                feed_published=candidate.published_raw,
-            )
+            if self._pool is None:
+                article = normalise_page(result, **options)
+            else:
+                job = self._pool.submit(normalise_page, result, **options)
+                article = await asyncio.wrap_future(job)
         except PermanentError as exc:
             # One unusable page is that page's outcome, never the whole crawl's failure.
             reason, detail = _reason(exc)
@@ -98,6 +121,20 @@ class NormalisePipeline:
         if self.index:
             return NormalisedPage(page=item, article=article, outcome=outcome)
         return outcome
+
+
+def _warm_up() -> None:
+    detect_language("", _WARM_UP)
+    fingerprint(
+        _WARM_UP,
+        num_perm=DEFAULT_CONFIG.num_perm,
+        bands=DEFAULT_CONFIG.bands,
+        rows=DEFAULT_CONFIG.rows,
+    )
+
+
+def _ready() -> bool:
+    return True
 
 
 def _reason(exc: PermanentError) -> tuple[str, str]:
