@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import ipaddress
 import logging
@@ -502,7 +503,7 @@ def test_a_permanent_error_is_the_pages_outcome(
 
     monkeypatch.setattr("spiders.pipelines.normalise.normalise_page", refuse)
     page = _fetched_page()
-    result = NormalisePipeline().process_item(page)
+    result = asyncio.run(NormalisePipeline().process_item(page))
     assert isinstance(result, CrawlOutcome)
     assert (result.url, result.outcome, result.detail, result.status) == (
         page.url,
@@ -518,7 +519,7 @@ def test_a_bug_in_normalising_still_fails_loudly(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setattr("spiders.pipelines.normalise.normalise_page", broken)
     with pytest.raises(KeyError):
-        NormalisePipeline().process_item(_fetched_page())
+        asyncio.run(NormalisePipeline().process_item(_fetched_page()))
 
 
 def _compression() -> HttpCompressionMiddleware:
