@@ -25,7 +25,9 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
-unit: install compose-tool browser
+# The tests start the local node themselves when it is down; starting it here first keeps its
+# start-up (and a Maven resolution on a fresh machine) out of the first test's time.
+unit: install compose-tool browser es-up
 	$(VENV)/bin/pytest
 
 # tests/test_compose.py validates docker/compose.yml with Debian's docker-compose, whose `config`
@@ -48,14 +50,14 @@ demo: install
 site: install
 	$(VENV)/bin/python -m pipeline.demosite
 
-bench: install
+bench: install es-up
 	$(VENV)/bin/python bench/bench_extract.py
 	$(VENV)/bin/python bench/bench_language_dedup.py
-	bash docker/es-up.sh && $(VENV)/bin/python bench/bench_stories.py
-	$(VENV)/bin/python bench/bench_pull.py
+	$(VENV)/bin/python bench/bench_stories.py
+	$(VENV)/bin/python bench/bench_pull.py --es
 	$(VENV)/bin/python bench/bench_crawl.py
-	bash docker/es-up.sh && $(VENV)/bin/python bench/bench_index.py
-	bash docker/es-up.sh && $(VENV)/bin/python bench/bench_alerts.py
+	$(VENV)/bin/python bench/bench_index.py
+	$(VENV)/bin/python bench/bench_alerts.py
 
 es-up:
 	bash docker/es-up.sh
