@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck unit bench es-up es-down site clean
+.PHONY: install demo test lint typecheck unit bench es-up es-down site clean up down
 
 install: $(STAMP)
 
@@ -44,8 +44,16 @@ browser:
 
 test: lint typecheck browser unit
 
+# The main job over the demo site through Airflow, offline; see pipeline/demo.py.
 demo: install
 	$(VENV)/bin/python -m pipeline.demo
+
+# Elasticsearch, a mail sink, `newsradar init` and Airflow standalone with our DAGs; see docker/up.sh.
+up: install
+	bash docker/up.sh
+
+down:
+	bash docker/down.sh
 
 site: install
 	$(VENV)/bin/python -m pipeline.demosite

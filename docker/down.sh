@@ -18,20 +18,25 @@ for arg in "$@"; do
   esac
 done
 
+# Whether any process of group $1 is still running; zombies (exited, not yet reaped) are not.
+group_alive() {
+  ps -eo pgid=,stat= | awk -v group="$1" '$1 == group && $2 !~ /^Z/ { found = 1 } END { exit !found }'
+}
+
 stop() {  # stop NAME
   local name=$1 pid
   if [ ! -s "$run/$name.pid" ]; then
     return
   fi
   pid=$(cat "$run/$name.pid")
-  if ! kill -0 "$pid" 2>/dev/null; then
+  if ! group_alive "$pid"; then
     rm -f "$run/$name.pid"
     return
   fi
   kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
   for _ in $(seq 1 30); do
     # up.sh started it with setsid: its pid is its session's process group.
-    if ! kill -0 "$pid" 2>/dev/null && ! kill -0 -- "-$pid" 2>/dev/null; then
+    if ! group_alive "$pid"; then
       rm -f "$run/$name.pid"
       echo "down: stopped $name (pid $pid)"
       return

@@ -1,94 +1,218 @@
-"""The demo run over the bundled site: every listed URL has one outcome, copies are found."""
+"""``make demo`` end to end (the demo site, the mail sink, the node and Airflow), the mail sink on
+its own, and the scripts behind ``make up`` and ``make down``."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import smtplib
+import socket
 import subprocess
 import sys
-from collections import Counter
-from datetime import UTC, datetime
+import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from elasticsearch import Elasticsearch
+from httpfaults import closed_port
 
-from pipeline.demo import DemoReport, run_demo
-from pipeline.demosite import CatalogEntry, DemoSite, load_catalog
-from pipeline.settings import load_settings
-from pipeline.urls import canonicalize_url
+from pipeline.demo import demo_environment
+from pipeline.demosite import load_catalog
+from pipeline.errors import TransientError
+from pipeline.mailsink import MailSink, read_mbox
 
 REPO = Path(__file__).resolve().parents[1]
-SETTINGS = load_settings({"NEWSRADAR_ALLOW_PRIVATE_NETWORKS": "1"})
 
 
-@pytest.fixture(scope="module")
-def run() -> tuple[DemoReport, dict[str, CatalogEntry]]:
-    with DemoSite() as site:
-        report = run_demo(site.sources(), settings=SETTINGS, now=datetime(2026, 11, 27, tzinfo=UTC))
-        catalog = {canonicalize_url(site.url(e.path)): e for e in load_catalog()}
-    return report, catalog
+@pytest.fixture
+def demo_prefix(es_client: Elasticsearch) -> Iterator[str]:
+    prefix = f"test-demo-{uuid.uuid4().hex[:8]}"
+    yield prefix
+    es_client.options(ignore_status=404).indices.delete(index=f"{prefix}-*")
+    es_client.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-*")
 
 
-def test_every_listed_url_has_exactly_one_outcome(
-    run: tuple[DemoReport, dict[str, CatalogEntry]],
-) -> None:
-    report, catalog = run
-    urls = [o.url for o in report.outcomes]
-    assert len(urls) == len(set(urls)) == report.listed
-    listed = {u for u, e in catalog.items() if e.in_feed or e.in_sitemap or e.on_section_page}
-    assert set(urls) == listed
-
-
-def test_robots_disallowed_pages_are_not_fetched(
-    run: tuple[DemoReport, dict[str, CatalogEntry]],
-) -> None:
-    report, catalog = run
-    blocked = {u for u, e in catalog.items() if e.robots_disallowed}
-    assert blocked
-    assert {o.url for o in report.by("robots")} == blocked
-
-
-def test_languages_match_the_catalog(run: tuple[DemoReport, dict[str, CatalogEntry]]) -> None:
-    report, catalog = run
-    fetched = [o for o in report.outcomes if o.language is not None]
-    fetchable = [
-        e
-        for e in catalog.values()
-        if (e.in_feed or e.in_sitemap or e.on_section_page) and not e.robots_disallowed
+def _reachable_in_demo_config() -> list[str]:
+    """The catalog's articles that config/demo lists: feeds, and diario's sitemap and section."""
+    return [
+        e.canonical
+        for e in load_catalog()
+        if not e.robots_disallowed
+        and (e.in_sitemap or e.on_section_page if e.source == "diario-del-puerto" else e.in_feed)
     ]
-    assert len(fetched) == len(fetchable)
-    wrong = [(o.url, o.language) for o in fetched if o.language != catalog[o.url].language]
-    assert wrong == []
-    assert len(Counter(o.language for o in fetched)) >= 6
 
 
-def test_copies_are_found_and_distinct_stories_are_not_merged(
-    run: tuple[DemoReport, dict[str, CatalogEntry]],
+def test_make_demo_runs_the_main_job_through_airflow_and_mails_one_nato_digest(
+    es_node: str, demo_prefix: str, tmp_path: Path
 ) -> None:
-    report, catalog = run
-    copies = {u for u, e in catalog.items() if e.kind in ("exact_copy", "edited_copy")}
-    found = {o.url: o for o in report.by("duplicate")}
-    # The AMP page is catalogued as a copy but is listed nowhere, so it is never fetched.
-    listed_copies = {u for u in copies if u in {o.url for o in report.outcomes}}
-    assert listed_copies and set(found) == listed_copies
-    for url, outcome in found.items():
-        assert outcome.duplicate_of is not None
-        assert catalog[outcome.duplicate_of].story == catalog[url].story
-        expected = "exact" if catalog[url].kind == "exact_copy" else "near"
-        assert outcome.duplicate_kind == expected
-
-
-def test_make_demo_entry_point_prints_a_summary() -> None:
+    env = {**os.environ, "NEWSRADAR_ES_URL": es_node}
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.demo", "--json"],
+        [
+            sys.executable,
+            "-m",
+            "pipeline.demo",
+            "--json",
+            "--port",
+            str(closed_port()),  # free now; the demo site takes it
+            "--prefix",
+            demo_prefix,
+            "--state",
+            str(tmp_path),
+        ],
         cwd=REPO,
+        env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
         check=False,
     )
-    assert result.returncode == 0, result.stderr
-    data = json.loads(result.stdout)
-    outcomes = Counter(o["outcome"] for o in data["outcomes"])
-    assert outcomes["new"] >= 30
-    assert outcomes["duplicate"] >= 2
-    assert sum(outcomes.values()) == data["listed"]
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    assert [(d["dag_id"], d["ok"]) for d in summary["dags"]] == [
+        ("ingest_feeds", True),
+        ("crawl_sites", True),
+        ("deliver_alerts", True),
+    ]
+    assert summary["articles"] == len(_reachable_in_demo_config())
+    assert len(summary["by_source"]) == 7 and len(summary["by_language"]) == 6
+    # The Sweden story twice word for word, and one lightly edited regional copy.
+    assert summary["duplicates"] == 2
+    assert summary["stories"] == summary["articles"] - summary["duplicates"]
+    nato = [m for m in summary["mails"] if "NATO enlargement" in m["subject"]]
+    assert len(nato) == 1 and nato[0]["to"] == "analyst@newsradar.test"
+    messages = read_mbox(tmp_path / "mail" / "demo.mbox")
+    assert len(messages) == len(summary["mails"])
+    [digest] = [m for m in messages if "NATO enlargement" in str(m["Subject"])]
+    body = digest.get_body(("plain",))
+    assert body is not None and "1954" in body.get_content()
+
+
+def test_the_mail_sink_keeps_every_message_in_an_mbox(tmp_path: Path) -> None:
+    mbox = tmp_path / "mail" / "sink.mbox"
+    with MailSink(mbox, port=0) as sink, smtplib.SMTP("127.0.0.1", sink.port) as client:
+        client.sendmail(
+            "newsradar@localhost.localdomain",
+            ["analyst@newsradar.test", "desk@newsradar.test"],
+            b"Subject: =?utf-8?q?NATO_=C3=A9largissement?=\r\n\r\nFrom the desk.\r\n",
+        )
+        client.sendmail("a@example.org", ["b@example.org"], b"Subject: second\r\n\r\nbody\r\n")
+    # Appended to, not replaced, by the next sink on the same file.
+    with MailSink(mbox, port=0) as sink, smtplib.SMTP("127.0.0.1", sink.port) as client:
+        client.sendmail("a@example.org", ["b@example.org"], b"Subject: third\r\n\r\nbody\r\n")
+        assert sink.received == 1
+    messages = read_mbox(mbox)
+    assert [str(m["Subject"]) for m in messages] == ["NATO élargissement", "second", "third"]
+    assert messages[0]["X-RcptTo"] == "analyst@newsradar.test, desk@newsradar.test"
+    assert messages[0].get_content().strip() == ">From the desk."  # mbox quoting
+
+
+def test_the_mail_sink_refuses_a_port_in_use(tmp_path: Path) -> None:
+    with MailSink(tmp_path / "a.mbox", port=0) as first:
+        taken = MailSink(tmp_path / "b.mbox", port=first.port)
+        with pytest.raises(TransientError, match=f"cannot listen on 127.0.0.1:{first.port}"):
+            taken.start()
+
+
+def test_the_mail_sink_command_serves_until_terminated(tmp_path: Path) -> None:
+    port = closed_port()
+    mbox = tmp_path / "sink.mbox"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.mailsink", "--port", str(port), "--mbox", str(mbox)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline
+                time.sleep(0.2)
+        with smtplib.SMTP("127.0.0.1", port) as client:
+            client.sendmail("a@example.org", ["b@example.org"], b"Subject: hi\r\n\r\nbody\r\n")
+        process.send_signal(signal.SIGTERM)  # what make down sends
+        output, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, output
+    assert "mail sink stopped" in output
+    assert [str(m["Subject"]) for m in read_mbox(mbox)] == ["hi"]
+
+
+def test_the_demo_environment_replaces_the_callers_settings(tmp_path: Path) -> None:
+    env = demo_environment(
+        es_url="http://127.0.0.1:9200",
+        prefix="newsradar-demo",
+        config_dir=tmp_path,
+        smtp_port=2525,
+        airflow_home=tmp_path / "airflow",
+        base={
+            "PATH": "/usr/bin",
+            "NEWSRADAR_SMTP_USER": "someone",
+            "NEWSRADAR_ES_API_KEY": "key",
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        },
+    )
+    assert "NEWSRADAR_SMTP_USER" not in env and "AIRFLOW__CORE__EXECUTOR" not in env
+    assert env["NEWSRADAR_ES_API_KEY"] == "key"  # how to reach the node is kept
+    assert env["NEWSRADAR_SMTP_PORT"] == "2525" and env["NEWSRADAR_CRAWL_DELAY"] == "0"
+    assert env["NEWSRADAR_ALLOW_PRIVATE_NETWORKS"] == "1"
+    assert env["AIRFLOW__CORE__DAGS_FOLDER"] == str(REPO / "dags")
+    assert env["PATH"] == "/usr/bin"
+
+
+@pytest.mark.parametrize("script", ["up.sh", "down.sh"])
+def test_the_up_and_down_scripts_are_valid_bash(script: str) -> None:
+    done = subprocess.run(
+        ["bash", "-n", str(REPO / "docker" / script)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_down_stops_what_up_recorded_and_cleans_stale_pids(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    # What up.sh leaves: a process in a session of its own (with a child), its pid recorded;
+    # and a pid file whose process is long gone.
+    started = subprocess.run(
+        ["bash", "-c", "setsid bash -c 'sleep 300 & wait' >/dev/null 2>&1 & echo $!"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    pid = int(started.stdout)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    (run / "mailsink.pid").write_text(f"{pid}\n")
+    (run / "demosite.pid").write_text(f"{gone.pid}\n")
+    try:
+        done = subprocess.run(
+            ["bash", str(REPO / "docker" / "down.sh"), "--keep-es"],
+            env={**os.environ, "NEWSRADAR_STATE_DIR": str(tmp_path)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert f"stopped mailsink (pid {pid})" in done.stdout
+        assert not _group_alive(pid)
+        assert not (run / "mailsink.pid").exists() and not (run / "demosite.pid").exists()
+    finally:
+        if _group_alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+
+
+def _group_alive(group: int) -> bool:
+    """Whether a process of this group is still running (zombies do not count)."""
+    listing = subprocess.run(["ps", "-eo", "pgid=,stat="], capture_output=True, text=True)
+    rows = (line.split() for line in listing.stdout.splitlines())
+    return any(int(g) == group and not stat.startswith("Z") for g, stat in rows)
