@@ -31,7 +31,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -310,6 +310,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-reference", action="store_true", help="skip news-please")
     parser.add_argument("--reference-chunk", type=int, default=200)
+    parser.add_argument(
+        "--scrapy", action="append", default=[], metavar="NAME=VALUE", help="extra Scrapy setting"
+    )
     args = parser.parse_args(argv)
 
     pages, outlets = plan_site(args.articles, args.seed)
@@ -339,11 +342,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             es = Elasticsearch(settings.es_url, request_timeout=120)
             install(es, prefix)
             store_rules(es, IndexNames(prefix), config.alerts, source="bench")
-            policy = CrawlPolicy(
-                concurrency_per_domain=args.concurrency,
-                download_delay=0.0,
-                autothrottle_start_delay=0.01,
+            # As `NEWSRADAR_CRAWL_DELAY=0 NEWSRADAR_CRAWL_CONCURRENCY=16 newsradar run` does.
+            policy = jobs.crawl_policy(
+                {"NEWSRADAR_CRAWL_DELAY": "0", "NEWSRADAR_CRAWL_CONCURRENCY": str(args.concurrency)}
+            )
+            policy = replace(
+                policy,
                 log_level="WARNING",
+                scrapy_settings={**policy.scrapy_settings, **dict(map(_setting, args.scrapy))},
             )
             self_before = _peak_mib(resource.RUSAGE_SELF)
             run = run_pipeline(config, es, policy)
@@ -382,6 +388,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         site.kill()
         site.join()
     return 0
+
+
+def _setting(item: str) -> tuple[str, Any]:
+    name, _, value = item.partition("=")
+    return name, json.loads(value) if value[:1] in "0123456789[{tf-" else value
 
 
 def _articles(run: Run) -> int:

@@ -14,11 +14,13 @@ import contextlib
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from email.message import EmailMessage
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Final
@@ -81,7 +83,7 @@ class DemoSummary:
     by_source: dict[str, int] = field(default_factory=dict)
     copies: list[dict[str, Any]] = field(default_factory=list)  # url, kind, similarity, of
     alerts: int = 0
-    mails: list[dict[str, str]] = field(default_factory=list)  # to, subject
+    mails: list[dict[str, Any]] = field(default_factory=list)  # to, subject, stories
     mbox: str = ""
     site: str = ""  # the demo site's base URL
     dags: list[DagResult] = field(default_factory=list)
@@ -256,10 +258,21 @@ def summarise(es: Elasticsearch, prefix: str, mbox: Path) -> DemoSummary:
         es.count(index=names.alert_outbox, query={"term": {"kind": "alert"}})["count"]
     )
     summary.mails = [
-        {"to": str(m.get("X-RcptTo") or m.get("To") or ""), "subject": str(m.get("Subject", ""))}
+        {
+            "to": str(m.get("X-RcptTo") or m.get("To") or ""),
+            "subject": str(m.get("Subject", "")),
+            "stories": _story_titles(m),
+        }
         for m in read_mbox(mbox)
     ]
     return summary
+
+
+def _story_titles(message: EmailMessage) -> list[str]:
+    """The numbered story titles of a digest's plain-text part."""
+    body = message.get_body(("plain",))
+    text = body.get_content() if isinstance(body, EmailMessage) else ""
+    return [m.group(1).strip() for m in re.finditer(r"(?m)^\d+\. (.+)$", text)]
 
 
 def print_summary(summary: DemoSummary, console: Console) -> None:
@@ -288,6 +301,8 @@ def print_summary(summary: DemoSummary, console: Console) -> None:
     console.print(f"Digests mailed: {len(summary.mails)}")
     for mail in summary.mails:
         console.print(f"  to {escape(mail['to'])}: {escape(mail['subject'])}", overflow="fold")
+        for number, title in enumerate(mail["stories"], start=1):
+            console.print(f"     {number:>2}. {escape(title)}", overflow="fold")
     console.print(
         f"[bold]The mails are in {summary.mbox}[/bold] (an mbox: `mutt -f {summary.mbox}`, "
         "or any mail client). Search the articles with "

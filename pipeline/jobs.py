@@ -342,7 +342,8 @@ def crawl_policy(environ: Mapping[str, str] | None = None) -> CrawlPolicy:
 
     The delay is the seconds between two requests to one host (default 1, AutoThrottle's
     floor); the concurrency is requests in flight per host (default 2). ``make demo`` sets
-    the delay to 0 for its loopback site; the web gets the defaults.
+    the delay to 0 for its loopback site; the web gets the defaults. A delay of 0 also turns
+    AutoThrottle off: it would otherwise wait about one response time between requests.
     """
     env = os.environ if environ is None else environ
     defaults = CrawlPolicy()
@@ -355,7 +356,10 @@ def crawl_policy(environ: Mapping[str, str] | None = None) -> CrawlPolicy:
     # AutoThrottle starts from this delay and never goes below download_delay.
     start = min(defaults.autothrottle_start_delay, max(delay, 0.05))
     return CrawlPolicy(
-        concurrency_per_domain=concurrency, download_delay=delay, autothrottle_start_delay=start
+        concurrency_per_domain=concurrency,
+        download_delay=delay,
+        autothrottle_start_delay=start,
+        scrapy_settings={"AUTOTHROTTLE_ENABLED": False} if delay == 0 else {},
     )
 
 

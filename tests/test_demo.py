@@ -83,6 +83,8 @@ def test_make_demo_runs_the_main_job_through_airflow_and_mails_one_nato_digest(
     assert summary["stories"] == summary["articles"] - summary["duplicates"]
     nato = [m for m in summary["mails"] if "NATO enlargement" in m["subject"]]
     assert len(nato) == 1 and nato[0]["to"] == "analyst@newsradar.test"
+    # The Soviet note of 1954, as told in English, Russian and Ukrainian.
+    assert sum("1954" in title for title in nato[0]["stories"]) == 3
     messages = read_mbox(tmp_path / "mail" / "demo.mbox")
     assert len(messages) == len(summary["mails"])
     [digest] = [m for m in messages if "NATO enlargement" in str(m["Subject"])]

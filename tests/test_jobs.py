@@ -151,6 +151,8 @@ def test_crawl_policy_comes_from_the_environment() -> None:
     fast = jobs.crawl_policy({"NEWSRADAR_CRAWL_DELAY": "0", "NEWSRADAR_CRAWL_CONCURRENCY": "4"})
     assert (fast.download_delay, fast.concurrency_per_domain) == (0.0, 4)
     assert fast.autothrottle_start_delay == pytest.approx(0.05)
+    assert fast.scrapy_settings == {"AUTOTHROTTLE_ENABLED": False}
+    assert jobs.crawl_policy({"NEWSRADAR_CRAWL_DELAY": "0.5"}).scrapy_settings == {}
     with pytest.raises(ConfigError, match="NEWSRADAR_CRAWL_DELAY"):
         jobs.crawl_policy({"NEWSRADAR_CRAWL_DELAY": "soon"})
     with pytest.raises(ConfigError, match="NEWSRADAR_CRAWL_CONCURRENCY"):
