@@ -11,10 +11,12 @@ STAMP := $(VENV)/.installed-stamp
 install: $(STAMP)
 
 # The venv is rebuilt from the pinned lock whenever the lock or the project metadata change.
+# Bytecode is compiled at install: with PYTHONDONTWRITEBYTECODE set (as on CI) every process
+# would otherwise compile Airflow, Scrapy and trafilatura again on import.
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv==0.13.9
-	$(UV) pip install --quiet --python $(PY) --require-hashes -r requirements.lock
+	$(UV) pip install --quiet --python $(PY) --require-hashes --compile-bytecode -r requirements.lock
 	$(UV) pip install --quiet --python $(PY) --no-deps -e .
 	touch $@
 

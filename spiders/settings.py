@@ -10,6 +10,9 @@ USER_AGENT = "newsradar (+https://example.org/newsradar-contact)"  # run.py sets
 # --- politeness: per host (Scrapy's slot key is the host name) ---
 CONCURRENT_REQUESTS = 16
 CONCURRENT_REQUESTS_PER_DOMAIN = 2
+# A response yields one item; Scrapy's default of 100 parallel item slots per response only
+# makes asyncio tasks the reactor thread then has to schedule.
+CONCURRENT_ITEMS = 2
 DOWNLOAD_DELAY = 1.0  # also AutoThrottle's floor
 AUTOTHROTTLE_ENABLED = True
 AUTOTHROTTLE_START_DELAY = 2.0

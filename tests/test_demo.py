@@ -81,6 +81,10 @@ def test_make_demo_runs_the_main_job_through_airflow_and_mails_one_nato_digest(
     # The Sweden story twice word for word, and one lightly edited regional copy.
     assert summary["duplicates"] == 2
     assert summary["stories"] == summary["articles"] - summary["duplicates"]
+    # The closing search: the base form finds the three Russian articles on enlargement,
+    # among them the 1954 one, which only has the inflected "расширения".
+    assert summary["search_total"] == 3
+    assert any("1954" in hit["title"] for hit in summary["search_hits"])
     nato = [m for m in summary["mails"] if "NATO enlargement" in m["subject"]]
     assert len(nato) == 1 and nato[0]["to"] == "analyst@newsradar.test"
     # The Soviet note of 1954, as told in English, Russian and Ukrainian.
