@@ -2,7 +2,16 @@
 # Stop the local Elasticsearch node started by es-up.sh, by its pid.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-pid_file="${NEWSRADAR_ES_STATE:-$root/.local/es}/run/es.pid"
+# es-up.sh leaves a pointer when the node's files could not live in .local/es.
+default_state="$root/.local/es"
+[ -s "$root/.local/es-state" ] && default_state="$(cat "$root/.local/es-state")"
+state="${NEWSRADAR_ES_STATE:-$default_state}"
+pid_file="$state/run/es.pid"
+if [ ! -s "$pid_file" ]; then
+  # The folder es-up.sh falls back to when the node's user cannot reach $state.
+  alternative="${TMPDIR:-/tmp}/newsradar-es-$(printf %s "$state" | sha1sum | cut -c1-12)"
+  [ -s "$alternative/run/es.pid" ] && pid_file="$alternative/run/es.pid"
+fi
 if [ ! -s "$pid_file" ] || ! kill -0 "$(cat "$pid_file")" 2>/dev/null; then
   echo "es-down: no local node is running"
   rm -f "$pid_file"

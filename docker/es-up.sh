@@ -13,10 +13,7 @@ state="${NEWSRADAR_ES_STATE:-$root/.local/es}"
 port="${NEWSRADAR_ES_PORT:-9200}"
 url="http://127.0.0.1:$port"
 es_version=8.19.21
-home="$state/dist/elasticsearch-$es_version"
-plugin="$home/plugins/newsradar-local"
-pid_file="$state/run/es.pid"
-mkdir -p "$state"
+pointer="$root/.local/es-state"  # where the node's files are when not in .local/es (es-down)
 
 fail() { echo "es-up: $*" >&2; exit 1; }
 
@@ -24,6 +21,30 @@ if curl -fsS -m 2 "$url/_cluster/health" >/dev/null 2>&1; then
   echo "es-up: a node already answers on $url"
   exit 0
 fi
+
+mkdir -p "$state" "$root/.local"
+run_as=()
+if [ "$(id -u)" = 0 ]; then
+  user="${NEWSRADAR_ES_USER:-nobody}"
+  uid=$(id -u "$user") || fail "no user '$user' to run the node as (set NEWSRADAR_ES_USER)"
+  gid=$(id -g "$user")
+  run_as=(setpriv --reuid="$uid" --regid="$gid" --clear-groups)
+  if ! "${run_as[@]}" test -x "$state"; then
+    # The checkout sits below a folder that user cannot enter (a home directory, say): the
+    # node's files go to a folder of their own under the temporary directory instead.
+    alternative="${TMPDIR:-/tmp}/newsradar-es-$(printf %s "$state" | sha1sum | cut -c1-12)"
+    echo "es-up: user '$user' cannot reach $state; the node's files go to $alternative" >&2
+    state="$alternative"
+    mkdir -p "$state"
+    chmod 755 "$state"
+  fi
+fi
+if [ -z "${NEWSRADAR_ES_STATE:-}" ]; then
+  if [ "$state" = "$root/.local/es" ]; then rm -f "$pointer"; else echo "$state" >"$pointer"; fi
+fi
+home="$state/dist/elasticsearch-$es_version"
+plugin="$home/plugins/newsradar-local"
+pid_file="$state/run/es.pid"
 
 mvn_run() {
   # Markers and build output go under .local too, so the checkout stays clean.
@@ -75,15 +96,9 @@ path.logs: $state/logs
 YAML
 printf -- '-Xms1g\n-Xmx1g\n' >"$home/config/jvm.options.d/heap.options"
 
-run_as=()
-if [ "$(id -u)" = 0 ]; then
-  user="${NEWSRADAR_ES_USER:-nobody}"
-  uid=$(id -u "$user") || fail "no user '$user' to run the node as (set NEWSRADAR_ES_USER)"
-  gid=$(id -g "$user")
+if [ "${#run_as[@]}" -gt 0 ]; then
   chown -R "$uid:$gid" "$state/dist" "$state/data" "$state/logs" "$state/tmp" "$state/run"
-  setpriv --reuid="$uid" --regid="$gid" --clear-groups test -w "$state/data" \
-    || fail "user '$user' cannot reach $state; clone into a directory it can read"
-  run_as=(setpriv --reuid="$uid" --regid="$gid" --clear-groups)
+  "${run_as[@]}" test -w "$state/data" || fail "user '$user' cannot write to $state/data"
 fi
 
 rm -f "$pid_file"
