@@ -188,6 +188,7 @@ def crawl_and_match(
     the error goes up: their frontier records are done, so a retry would not see them again.
     """
     report = IngestReport(run_id=run_id or uuid.uuid4().hex)
+    names = IndexNames(config.settings.index_prefix)
     try:
         report.crawl = crawl_frontier(
             config,
@@ -199,21 +200,9 @@ def crawl_and_match(
             progress=progress,
         )
     except CrawlError as exc:
-        match_new(
-            es,
-            IndexNames(config.settings.index_prefix),
-            _indexed_ids(exc.report),
-            now=now,
-            run_id=report.run_id,
-        )
+        match_new(es, names, _indexed_ids(exc.report), now=now, run_id=report.run_id)
         raise
-    report.matches = match_new(
-        es,
-        IndexNames(config.settings.index_prefix),
-        report.indexed_ids,
-        now=now,
-        run_id=report.run_id,
-    )
+    report.matches = match_new(es, names, report.indexed_ids, now=now, run_id=report.run_id)
     return report
 
 
