@@ -32,14 +32,16 @@ from pipeline.fetch import FetchPolicy
 from pipeline.settings import Source, load_settings
 
 
-class _Site(ThreadingHTTPServer):
+class StaticSite(ThreadingHTTPServer):
+    """A loopback site serving ``pages`` (path -> body); the benchmarks' generated web."""
+
     daemon_threads = True
     pages: dict[str, bytes]
 
 
-class _Handler(BaseHTTPRequestHandler):
+class StaticHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: _Site
+    server: StaticSite
 
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
@@ -49,8 +51,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        kind = "application/xml" if path.endswith(".xml") else "text/html; charset=utf-8"
-        if path == "/robots.txt":
+        kind = "text/html; charset=utf-8"
+        if path.endswith("rss.xml"):
+            kind = "application/rss+xml"
+        elif path.endswith(".xml"):
+            kind = "application/xml"
+        elif path == "/robots.txt":
             kind = "text/plain"
         self.send_response(200)
         self.send_header("Content-Type", kind)
@@ -94,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     index = not args.no_index
     prefix = f"bench-crawl-{int(time.time())}"
 
-    server = _Site(("127.0.0.1", 0), _Handler)
+    server = StaticSite(("127.0.0.1", 0), StaticHandler)
     base = f"http://127.0.0.1:{server.server_address[1]}"
     server.pages = _build_site(args.pages, base)
     threading.Thread(target=server.serve_forever, daemon=True).start()

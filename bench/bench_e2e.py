@@ -34,13 +34,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 
+from bench_crawl import StaticHandler, StaticSite
 from corpus import LANGUAGES, GeneratedArticle, generate_articles
 from elasticsearch import Elasticsearch
 
@@ -145,41 +144,9 @@ def _feed(source: str, pages: list[Page], base: str) -> bytes:
     ).encode()
 
 
-class _Site(ThreadingHTTPServer):
-    daemon_threads = True
-    files: dict[str, bytes]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Site
-
-    def do_GET(self) -> None:
-        path = urlsplit(self.path).path
-        body = self.server.files.get(path)
-        if body is None:
-            self.send_response(404)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        kind = "text/html; charset=utf-8"
-        if path.endswith(".xml"):
-            kind = "application/rss+xml"
-        elif path == "/robots.txt":
-            kind = "text/plain"
-        self.send_response(200)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Quiet."""
-
-
 def _serve(count: int, seed: int, ready: Connection) -> None:
     """The site's process: build every page and feed, tell the port, serve until killed."""
-    server = _Site(("127.0.0.1", 0), _Handler)
+    server = StaticSite(("127.0.0.1", 0), StaticHandler)
     base = f"http://127.0.0.1:{server.server_address[1]}"
     pages, outlets = plan_site(count, seed)
     rng = random.Random(seed)
@@ -187,7 +154,7 @@ def _serve(count: int, seed: int, ready: Connection) -> None:
     for source in outlets:
         files[f"/{source}/rss.xml"] = _feed(source, [p for p in pages if p.source == source], base)
     files["/robots.txt"] = b"User-agent: *\nDisallow: /private/\n"
-    server.files = files
+    server.pages = files
     ready.send(server.server_address[1])
     server.serve_forever()
 

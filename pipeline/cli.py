@@ -344,37 +344,30 @@ def _cmd_crawl(settings: Settings, args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from pipeline.crawl_frontier import crawl_frontier, discover_into_frontier
-    from pipeline.elastic import IndexNames, connect
-    from pipeline.ingest_feeds import fetch_policy
+    from pipeline import jobs
+    from pipeline.elastic import connect
 
     config = load_config(settings)
-    selected = [config.source(sid) for sid in args.source] if args.source else config.sources
-    now = datetime.now(UTC)
     err = Console(stderr=True)
+    step = jobs.crawl_and_match if args.no_discover else jobs.discover_and_crawl
     es = connect(settings)
     try:
-        if not args.no_discover:
-            found = discover_into_frontier(
-                es,
-                IndexNames(settings.index_prefix),
-                selected,
-                policy=fetch_policy(settings),
-                now=now,
-            )
-            if not args.json:
-                new = sum(c["new"] for c in found.values())
-                err.print(f"discovery: {new} new URLs from sitemaps and section pages")
-        run = crawl_frontier(
+        report = step(
             config,
             es,
-            now=now,
-            sources=[s.id for s in selected],
+            now=datetime.now(UTC),
+            sources=args.source,
+            policy=jobs.crawl_policy(),
             limit=args.limit,
             progress=None if args.json else err.print,
         )
     finally:
         es.close()
+    run = report.crawl
+    assert run is not None  # crawl_and_match always crawls
+    if report.discovered and not args.json:
+        new = sum(c["new"] for c in report.discovered.values())
+        err.print(f"discovery: {new} new URLs from sitemaps and section pages")
     if args.json:
         by_source = {sid: dict(counts) for sid, counts in run.outcomes.items()}
         print(

@@ -32,6 +32,7 @@ from pipeline.index import BulkAction, RunStats, record_run, write
 from pipeline.settings import Config, Source
 
 __all__ = [
+    "CLAIM_LIMIT",
     "CRAWLED",
     "RETRIED",
     "Claim",
@@ -51,6 +52,7 @@ RETRIED: Final = frozenset(
 )
 MAX_ATTEMPTS: Final = 5
 LEASE: Final = timedelta(hours=1)
+CLAIM_LIMIT: Final = 5000  # URLs one crawl claims at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,7 +287,7 @@ def crawl_frontier(
     now: datetime,
     sources: Sequence[str] | None = None,
     policy: CrawlPolicy | None = None,
-    limit: int = 5000,
+    limit: int = CLAIM_LIMIT,
     run_id: str | None = None,
     worker: str | None = None,
     progress: Callable[[str], None] | None = None,

@@ -21,9 +21,14 @@ from elasticsearch import Elasticsearch
 
 from pipeline.alerts import MatchReport, SendReport, match_new, send_digests
 from pipeline.crawl import CrawlError, CrawlPolicy, CrawlReport
-from pipeline.crawl_frontier import CRAWLED, CrawlRun, crawl_frontier, discover_into_frontier
-from pipeline.elastic import IndexNames, connect, rollover
-from pipeline.elastic import call as _es_call
+from pipeline.crawl_frontier import (
+    CLAIM_LIMIT,
+    CRAWLED,
+    CrawlRun,
+    crawl_frontier,
+    discover_into_frontier,
+)
+from pipeline.elastic import IndexNames, call, connect, rollover
 from pipeline.errors import ConfigError, PermanentError
 from pipeline.feedstate import collect_status, refresh
 from pipeline.ingest_feeds import PullReport, fetch_policy, pull
@@ -181,6 +186,7 @@ def crawl_and_match(
     policy: CrawlPolicy | None = None,
     run_id: str | None = None,
     progress: Progress | None = None,
+    limit: int = CLAIM_LIMIT,
 ) -> IngestReport:
     """Crawl the pending frontier URLs of the sources, then match the new articles to rules.
 
@@ -198,6 +204,7 @@ def crawl_and_match(
             policy=policy,
             run_id=report.run_id,
             progress=progress,
+            limit=limit,
         )
     except CrawlError as exc:
         match_new(es, names, _indexed_ids(exc.report), now=now, run_id=report.run_id)
@@ -288,12 +295,20 @@ def discover_and_crawl(
     policy: CrawlPolicy | None = None,
     run_id: str | None = None,
     progress: Progress | None = None,
+    limit: int = CLAIM_LIMIT,
 ) -> IngestReport:
     """Sitemaps, news sitemaps and section pages into the frontier, then crawl and match."""
     run_id = run_id or uuid.uuid4().hex
     discovered = discover(config, es, now=now, sources=sources, run_id=run_id)
     report = crawl_and_match(
-        config, es, now=now, sources=sources, policy=policy, run_id=run_id, progress=progress
+        config,
+        es,
+        now=now,
+        sources=sources,
+        policy=policy,
+        run_id=run_id,
+        progress=progress,
+        limit=limit,
     )
     report.discovered = discovered
     return report
@@ -407,7 +422,7 @@ def dead_letter_summary(
     """Dead letters in all and of the last ``window``, by stage and error type."""
     names = IndexNames(config.settings.index_prefix)
     since = (now - window).isoformat()
-    response = _es_call(
+    response = call(
         es,
         lambda: es.search(
             index=names.dead_letters,

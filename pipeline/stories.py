@@ -56,13 +56,11 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
-from elastic_transport import ConnectionError as EsConnectionError
-from elastic_transport import ConnectionTimeout
-from elasticsearch import ApiError, Elasticsearch
+from elasticsearch import Elasticsearch
 
 from pipeline.articles import article_document, iso_utc, parse_iso_utc
 from pipeline.dedup import DEFAULT_CONFIG, DedupConfig, Fingerprint, classify
-from pipeline.elastic import IndexNames, SearchUnavailable
+from pipeline.elastic import IndexNames, call
 from pipeline.errors import ConfigError, PermanentError
 
 if TYPE_CHECKING:
@@ -796,17 +794,14 @@ def ingest(
                 "num_perm/bands",
                 f"article {article.id} was fingerprinted with other parameters than {config}",
             )
-    decisions: list[StoryDecision] = []
-    try:
+
+    def all_batches() -> list[StoryDecision]:
+        decisions: list[StoryDecision] = []
         for part in _chunks(articles, MAX_BATCH):
             decisions += _ingest_batch(es, names, part, fetched, config, run_id, country)
-    except (EsConnectionError, ConnectionTimeout) as exc:
-        raise SearchUnavailable(_url_of(es), str(exc)) from exc
-    except ApiError as exc:
-        if exc.meta.status >= 500 or exc.meta.status == 429:
-            raise SearchUnavailable(_url_of(es), str(exc)) from exc
-        raise
-    return decisions
+        return decisions
+
+    return call(es, all_batches)
 
 
 def _ingest_batch(
@@ -915,8 +910,3 @@ def _create(
             if doc.get("found"):
                 batch.learn(_stored_of(doc))
     return created
-
-
-def _url_of(es: Elasticsearch) -> str:
-    nodes = list(es.transport.node_pool.all())
-    return str(nodes[0].base_url) if nodes else "?"
