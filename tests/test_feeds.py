@@ -92,9 +92,10 @@ def test_slash_date_keeps_the_raw_string_and_is_not_misread() -> None:
     entry = _parse("rss20.xml").entries[1]
     assert entry.published_raw == "2016/6/29 15:07:41"
     assert entry.published == datetime(2016, 6, 29, 15, 7, 41, tzinfo=UTC)
-    # the reason we never use *_parsed: feedparser's own reading of the same item
+    # the reason we never use *_parsed: feedparser misreads the same item, filling the parts it
+    # cannot read from today's date, so only "not the real date" is stable across days
     raw = feedparser.parse(io.BytesIO((FIXTURES / "rss20.xml").read_bytes()))
-    assert tuple(raw.entries[1].published_parsed[:3]) == (2016, 11, 1)
+    assert tuple(raw.entries[1].published_parsed[:3]) != (2016, 6, 29)
 
 
 def test_implausible_dates_are_rejected_and_recorded() -> None:
