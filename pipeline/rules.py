@@ -33,7 +33,10 @@ if TYPE_CHECKING:
     from pipeline.settings import AlertRule
 
 __all__ = [
+    "MAX_DEPTH",
+    "MAX_QUERY_CHARS",
     "MAX_SLOP",
+    "MAX_TERMS",
     "And",
     "Node",
     "Not",
@@ -51,6 +54,15 @@ __all__ = [
 
 # Beyond this a "proximity" phrase is an unordered AND that costs like a phrase.
 MAX_SLOP: Final = 50
+# Limits on one language's query, checked before the parser recurses (a recursive descent
+# hits Python's recursion limit at a few hundred nested parentheses) and before anything is
+# sent to Elasticsearch. Real rules are far below them: the shipped ones are at most ~140
+# characters, 10 terms, 2 levels. MAX_DEPTH counts "(" and NOT together; each level can add
+# two bool queries, so a compiled rule inside its match wrapper stays under Elasticsearch's
+# indices.query.max_nested_depth (30; the local node refuses 14 such levels).
+MAX_QUERY_CHARS: Final = 2000
+MAX_TERMS: Final = 100
+MAX_DEPTH: Final = 10
 # A one-letter prefix expands to a large share of the index's terms.
 MIN_PREFIX: Final = 2
 OPERATORS: Final = ("AND", "OR", "NOT")
@@ -218,6 +230,13 @@ class _Parser:
         self.tokens = list(_tokens(query))
         self.position = 0
         self.end_column = len(query) + 1
+        self.depth = 0  # "(" and NOT currently open around the parse position
+        words = [t for t in self.tokens if t.kind in ("WORD", "PHRASE")]
+        if len(words) > MAX_TERMS:
+            raise QuerySyntaxError(
+                f"too many words and phrases: {len(words)}; the limit is {MAX_TERMS}",
+                words[MAX_TERMS].column,
+            )
 
     def peek(self) -> _Token | None:
         return self.tokens[self.position] if self.position < len(self.tokens) else None
@@ -260,7 +279,10 @@ class _Parser:
         if token is not None and token.kind == "NOT":
             self.take()
             self.need_operand(token)
-            return Not(self.unary())
+            self.enter(token)
+            node = Not(self.unary())
+            self.depth -= 1
+            return node
         return self.primary()
 
     def primary(self) -> Node:
@@ -282,12 +304,23 @@ class _Parser:
             raise QuerySyntaxError("empty parentheses ()", token.column)
         if inner is None:
             raise QuerySyntaxError("unbalanced parenthesis: this ( is never closed", token.column)
+        self.enter(token)
         node = self.or_expr()
+        self.depth -= 1
         closing = self.peek()
         if closing is None or closing.kind != "RPAREN":
             raise QuerySyntaxError("unbalanced parenthesis: this ( is never closed", token.column)
         self.take()
         return node
+
+    def enter(self, token: _Token) -> None:
+        """One more level of "(" or NOT; refused past MAX_DEPTH, before the recursion grows."""
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise QuerySyntaxError(
+                f"nested too deep: {self.depth} levels of ( and NOT; the limit is {MAX_DEPTH}",
+                token.column,
+            )
 
     def need_operand(self, operator: _Token) -> None:
         """A dangling operator: nothing, ``)``, AND or OR after it."""
@@ -297,7 +330,16 @@ class _Parser:
 
 
 def parse_query(query: str) -> Node:
-    """The parse tree of one rule query, or QuerySyntaxError saying what is wrong and where."""
+    """The parse tree of one rule query, or QuerySyntaxError saying what is wrong and where.
+
+    A query over MAX_QUERY_CHARS characters, MAX_TERMS words and phrases or MAX_DEPTH levels
+    of parentheses and NOT is refused.
+    """
+    if len(query) > MAX_QUERY_CHARS:
+        raise QuerySyntaxError(
+            f"too long: {len(query)} characters; the limit is {MAX_QUERY_CHARS}",
+            MAX_QUERY_CHARS + 1,
+        )
     node = _Parser(query).parse()
     _check_negations(node)
     return node

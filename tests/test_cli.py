@@ -62,6 +62,27 @@ def test_broken_sources_yaml_exits_nonzero_with_one_clear_line(tmp_path: Path) -
     assert result.stdout == ""
 
 
+def test_a_rule_nested_too_deep_is_a_config_error_on_one_line(tmp_path: Path) -> None:
+    # 300 levels used to exhaust Python's recursion limit: a 3000-line traceback and exit 1.
+    (tmp_path / "sources.yaml").write_text(
+        "sources:\n  - id: ok-source\n    name: Fine\n    feeds: [https://example.org/rss]\n",
+        encoding="utf-8",
+    )
+    query = "(" * 300 + "NATO" + ")" * 300
+    (tmp_path / "alerts.yaml").write_text(
+        "alerts:\n  - id: deep\n    name: Deep\n    recipients: [a@example.org]\n"
+        f"    queries:\n      en: '{query}'\n",
+        encoding="utf-8",
+    )
+    result = _run("config", env={"NEWSRADAR_CONFIG_DIR": str(tmp_path)})
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"newsradar config: {tmp_path / 'alerts.yaml'}: alerts[0] (id=deep).queries: the en "
+        "query: nested too deep: 11 levels of ( and NOT; the limit is 10 (column 11)"
+    ]
+    assert result.stdout == ""
+
+
 def test_config_json_lists_the_shipped_rule() -> None:
     result = _run("config", "--json", env={"NEWSRADAR_CONFIG_DIR": str(REPO / "config")})
     assert result.returncode == 0, result.stderr

@@ -18,6 +18,9 @@ from pipeline.demosite import load_catalog
 from pipeline.elastic import IndexNames, load_template
 from pipeline.errors import ConfigError
 from pipeline.rules import (
+    MAX_DEPTH,
+    MAX_QUERY_CHARS,
+    MAX_TERMS,
     And,
     Not,
     Or,
@@ -97,6 +100,83 @@ def test_errors_give_the_column() -> None:
     assert info.value.column == 10
 
 
+# --- limits -----------------------------------------------------------------------------------
+
+
+def _nested(depth: int) -> str:
+    """The costliest nesting: each level holds an OR around an AND, two bool queries."""
+    query = "core"
+    for level in range(depth):
+        query = f"(left{level} {query} OR right{level})"
+    return query
+
+
+@pytest.mark.parametrize(
+    ("query", "problem"),
+    [
+        # Used to hit Python's recursion limit (about 250 levels / 1000 NOTs).
+        (
+            "(" * 300 + "NATO" + ")" * 300,
+            f"nested too deep: 11 levels of ( and NOT; the limit is {MAX_DEPTH}",
+        ),
+        (_nested(MAX_DEPTH + 1), f"the limit is {MAX_DEPTH}"),
+        ("NATO AND " + "NOT " * 400 + "exercise", "nested too deep: 11 levels of ( and NOT"),
+        (
+            "NATO AND " + "NOT " * 1000 + "exercise",
+            f"too long: 4017 characters; the limit is {MAX_QUERY_CHARS}",
+        ),
+        (
+            " OR ".join(f"w{n}" for n in range(MAX_TERMS + 50)),
+            f"too many words and phrases: 150; the limit is {MAX_TERMS}",
+        ),
+        ('"a b" ' * (MAX_TERMS + 1), "too many words and phrases: 101"),
+        ("NATO " + "x" * MAX_QUERY_CHARS, "too long: 2005 characters"),
+    ],
+    ids=["parentheses", "or-and-levels", "nots", "thousand-nots", "terms", "phrases", "length"],
+)
+def test_queries_over_a_limit_are_refused_before_the_parser_recurses(
+    query: str, problem: str
+) -> None:
+    with pytest.raises(QuerySyntaxError) as info:
+        parse_query(query)
+    assert problem in str(info.value)
+
+
+def test_limit_errors_point_at_the_first_term_or_level_over_it() -> None:
+    with pytest.raises(QuerySyntaxError) as info:
+        parse_query("(" * 12 + "NATO" + ")" * 12)
+    assert info.value.column == MAX_DEPTH + 1
+    words = " ".join(f"w{n:03}" for n in range(MAX_TERMS + 1))
+    with pytest.raises(QuerySyntaxError) as info:
+        parse_query(words)
+    assert info.value.column == words.index(f"w{MAX_TERMS:03}") + 1
+
+
+def test_a_query_at_every_limit_runs_on_the_real_node(
+    es_client: Elasticsearch, articles_index: str
+) -> None:
+    _index(
+        es_client,
+        articles_index,
+        {
+            "deep": (
+                "en",
+                "Core",
+                "left0 left1 left2 left3 left4 left5 left6 left7 left8 left9 core",
+            )
+        },
+    )
+    deep = parse_query(_nested(MAX_DEPTH))
+    many = " OR ".join([f"word{n}" for n in range(MAX_TERMS - 1)] + ["core"])
+    long = many + " " * (MAX_QUERY_CHARS - len(many))
+    assert len(long) == MAX_QUERY_CHARS
+    for node in (deep, parse_query(long)):
+        rule_query = {"bool": {"should": [compile_language(node, "en")], "minimum_should_match": 1}}
+        # Wrapped as matching wraps a stored rule: restricted to a batch's ids.
+        restricted = {"bool": {"must": [rule_query], "filter": [{"ids": {"values": ["deep"]}}]}}
+        assert _matching(es_client, articles_index, restricted) == {"deep"}
+
+
 # --- validation in alerts.yaml ------------------------------------------------------------------
 
 SOURCES = """\
@@ -141,6 +221,12 @@ def _alerts(queries: str, extra: str = "") -> str:
             _alerts("      uk: '*ширення'\n"),
             "alerts[0] (id=nato-enlargement).queries",
             "the uk query: leading wildcard",
+        ),
+        (
+            _alerts("      en: NATO\n      ru: '" + "(" * 300 + "НАТО" + ")" * 300 + "'\n"),
+            "alerts[0] (id=nato-enlargement).queries",
+            f"the ru query: nested too deep: 11 levels of ( and NOT; the limit is {MAX_DEPTH} "
+            "(column 11)",
         ),
         (
             _alerts("      it: NATO\n"),
