@@ -37,6 +37,8 @@ __all__ = [
 _M = TypeVar("_M", bound=BaseModel)
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# Config files nest about 6 levels; PyYAML's composer recurses once per level.
+_MAX_YAML_DEPTH = 100
 # Deliberately loose: the SMTP server is the judge of deliverability; this catches typos.
 _EMAIL = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
 
@@ -250,9 +252,54 @@ def load_config(settings: Settings) -> Config:
     return Config(settings=settings, sources=tuple(sources.sources), alerts=tuple(alerts.alerts))
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping, and very deep nesting.
+
+    PyYAML keeps the last of two equal keys, so a second ``feeds:`` in a source would
+    silently drop the first list; and its composer recurses once per level, so a few
+    thousand ``[`` would exhaust Python's recursion limit.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > _MAX_YAML_DEPTH:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                problem = f"nested deeper than {_MAX_YAML_DEPTH} levels"
+                raise yaml.composer.ComposerError(None, None, problem, mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Mark] = {}
+        for key_node, _ in node.value:
+            # A merge key (<<) may repeat keys it merges: overriding them is its purpose.
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node.start_mark)
+            except TypeError:  # unhashable: the base class refuses it with its own message
+                continue
+            if first is not key_node.start_mark:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"duplicate key {key!r} (first on line {first.line + 1})",
+                    key_node.start_mark,
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
 def _load(path: Path, model: type[_M], key: str) -> _M:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # _StrictLoader is a SafeLoader: plain data only, no Python objects.
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
     except FileNotFoundError:
         raise ConfigError(str(path), "", "file not found") from None
     except (OSError, UnicodeDecodeError) as exc:

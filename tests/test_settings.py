@@ -164,6 +164,59 @@ def test_unparseable_sources(tmp_path: Path, text: str, problem: str) -> None:
     assert problem in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("sources", "alerts", "problem"),
+    [
+        # PyYAML keeps the last of two equal keys: the first feed list used to vanish silently.
+        (
+            "sources:\n  - id: a\n    name: x\n    feeds: [https://a.org/f]\n"
+            "    feeds: [https://b.org/f]\n",
+            GOOD_ALERTS,
+            "sources.yaml: not valid YAML: line 5, column 5: duplicate key 'feeds' "
+            "(first on line 4)",
+        ),
+        (
+            GOOD_SOURCES,
+            GOOD_ALERTS + "alerts:\n  - id: other\n",
+            "alerts.yaml: not valid YAML: line 8, column 1: duplicate key 'alerts' "
+            "(first on line 1)",
+        ),
+        (
+            GOOD_SOURCES,
+            GOOD_ALERTS + "      en: 'NATO OR OTAN'\n",
+            "alerts.yaml: not valid YAML: line 8, column 7: duplicate key 'en' (first on line 7)",
+        ),
+        # PyYAML's composer recursed once per level: thousands of [ were a RecursionError.
+        (
+            "sources: " + "[" * 5000 + "]" * 5000 + "\n",
+            GOOD_ALERTS,
+            "sources.yaml: not valid YAML: line 1, column 109: nested deeper than 100 levels",
+        ),
+    ],
+    ids=["two-feeds", "two-alerts", "two-queries", "deep"],
+)
+def test_duplicate_keys_and_deep_nesting_name_the_file_and_the_line(
+    tmp_path: Path, sources: str, alerts: str, problem: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        _load(_config_dir(tmp_path, sources=sources, alerts=alerts))
+    assert str(info.value) == f"{tmp_path}/{problem}"
+
+
+def test_a_merge_key_may_override_what_it_merges(tmp_path: Path) -> None:
+    sources = (
+        "sources:\n  - &first\n    id: a\n    name: First\n    feeds: [https://a.org/f]\n"
+        "  - <<: *first\n    id: b\n    name: Second\n"
+    )
+    config = load_config(
+        load_settings({"NEWSRADAR_CONFIG_DIR": str(_config_dir(tmp_path, sources=sources))})
+    )
+    assert [(s.id, s.name, s.feeds) for s in config.sources] == [
+        ("a", "First", ("https://a.org/f",)),
+        ("b", "Second", ("https://a.org/f",)),
+    ]
+
+
 def test_missing_sources_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="file not found"):
         load_config(load_settings({"NEWSRADAR_CONFIG_DIR": str(tmp_path)}))
