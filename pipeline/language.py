@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import re
 import threading
+import unicodedata
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Final, Literal
@@ -52,6 +53,12 @@ _WINDOWS: Final = 3
 # One ideograph / kana / hangul syllable carries about as much as a short word, so it counts
 # this many characters towards min_chars (8 Chinese characters are a headline, not 8 letters).
 _CJK_WEIGHT: Final = 3
+# At least this share of the sample's characters must stand in words: tokens of letters,
+# combining marks (Devanagari and Thai vowel signs) and punctuation. Real text, titles and
+# Chinese with its inner punctuation score over 0.9; random bytes decoded as latin-1, cp1251
+# or UTF-8 with replacement characters score under 0.3 (control characters, symbols and
+# U+FFFD break almost every token), and langdetect calls such noise "bn" or "vi" at p=1.0.
+_MIN_WORD_SHARE: Final = 0.5
 # Languages below this probability are left out of the scores (langdetect itself drops < 0.1).
 _NEGLIGIBLE: Final = 1e-4
 # langdetect knows Chinese in two scripts; downstream only needs the language.
@@ -245,13 +252,17 @@ def detect_language(
     Below ``min_chars`` characters (after URLs, e-mail addresses and numbers are removed; CJK
     characters count 3), or when the best language scores under ``min_probability`` (or is not
     unanimous on a sample under 100 characters), the answer is the source's ``hint`` (method
-    "hint") if one is given, else "und".
+    "hint") if one is given, else "und". A sample that is mostly not words (binary junk,
+    replacement or control characters, symbols) is "und" whatever the hint.
     """
     sample = _sample(title, text)
     hint_code = _normalise_hint(hint)
     length = _weighted_length(sample)
     if length < min_chars:
         return _fallback(hint_code, {}, 0.0)
+    if _word_share(sample) < _MIN_WORD_SHARE:
+        # Not text in any language, so not in the hinted one either.
+        return LanguageResult(UNDETERMINED, 0.0, "undetermined")
     scores = _scores(sample)
     if not scores:
         return _fallback(hint_code, scores, 0.0)
@@ -326,6 +337,22 @@ def _sample(title: str, text: str) -> str:
             window = window[:cut]  # and one cut at the back
         pieces.append(window)
     return " ".join(p for p in pieces if p)
+
+
+def _word_share(sample: str) -> float:
+    """Share of the sample's non-space characters in tokens made of letters, marks, punctuation.
+
+    A token needs at least one letter; symbols, control and replacement characters spoil it.
+    """
+    total = in_words = 0
+    for token in sample.split():
+        total += len(token)
+        if token.isalpha() or (
+            any(char.isalpha() for char in token)
+            and all(unicodedata.category(char)[0] in "LMP" for char in token)
+        ):
+            in_words += len(token)
+    return in_words / total if total else 0.0
 
 
 def _weighted_length(sample: str) -> int:

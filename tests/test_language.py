@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -105,6 +106,40 @@ def test_urls_numbers_and_addresses_are_not_evidence() -> None:
     english = (FIXTURES / "long" / "en-1.txt").read_text(encoding="utf-8")
     mixed = f"{noise} {english} {noise}"
     assert detect_language("", mixed).language == "en"
+
+
+def _random_bytes(seed: int, size: int) -> bytes:
+    """The same bytes on every run and machine (random.Random's stream is stable)."""
+    return random.Random(seed).randbytes(size)
+
+
+@pytest.mark.parametrize(
+    ("title", "text"),
+    [
+        # These were "bn" or "vi" at p=1.0.
+        ("", _random_bytes(1, 3000).decode("latin-1")),
+        ("", _random_bytes(1, 3000).decode("utf-8", errors="replace")),
+        ("", _random_bytes(2, 100_000).decode("cp1251", errors="replace")),
+        (_random_bytes(3, 80).decode("latin-1"), _random_bytes(4, 600).decode("latin-1")),
+        ("", "\ufffd" * 500),
+        ("", " ".join("\ufffd" * n for n in range(1, 60))),
+        ("", "".join(chr(code) for code in range(0x2500, 0x2600)) * 3),  # box drawing
+        ("", " ".join(chr(0x1F600 + n % 80) * 3 for n in range(200))),  # emoji
+    ],
+    ids=["latin-1", "utf-8", "cp1251", "title", "fffd", "fffd-words", "symbols", "emoji"],
+)
+def test_text_that_is_mostly_not_words_is_undetermined_whatever_the_hint(
+    title: str, text: str
+) -> None:
+    for hint in (None, "en"):
+        result = detect_language(title, text, hint=hint)
+        assert (result.language, result.method) == (UNDETERMINED, "undetermined"), hint
+
+
+def test_a_little_noise_does_not_hide_the_language() -> None:
+    english = (FIXTURES / "long" / "en-1.txt").read_text(encoding="utf-8")
+    noisy = english.replace(". ", ". \ufffd\ufffd ")  # a mis-decoded character per sentence
+    assert detect_language("", noisy).language == "en"
 
 
 def test_a_foreign_quote_does_not_decide() -> None:
