@@ -469,21 +469,27 @@ def _analysers(prefix: str) -> dict[str, str]:
 def check_terms(
     client: Elasticsearch, rules: Sequence[AlertRule], *, source: str = "alerts.yaml"
 ) -> None:
-    """Refuse words that the language's analyser drops entirely (stop words): they match nothing.
+    """Refuse words and phrases that the language's analyser drops entirely: they match nothing.
 
     ``the`` or ``и`` in a query is almost always a lower-case operator; as a word it would
-    make the whole AND group unmatchable, silently.
+    make the whole AND group unmatchable, silently. A phrase is refused when all its words
+    are stop words (``"the"``, ``"of the"``); one stop word among others (``"join the NATO"``)
+    is fine, since the analyser keeps its position.
     """
     analysers = _analysers("check")
     for rule in rules:
         for lang, text in rule.queries.items():
-            words = sorted({t.text for t in terms(parse_query(text)) if isinstance(t, Term)})
-            for word in words:
-                tokens = client.indices.analyze(analyzer=analysers[lang], text=word)["tokens"]
-                if not tokens:
-                    raise ConfigError(
-                        source,
-                        f"alerts (id={rule.id}).queries.{lang}",
-                        f"{word!r} is a stop word for the {analysers[lang]} analyser and "
-                        "matches nothing (operators are AND, OR, NOT in capitals)",
-                    )
+            analyser = analysers[lang]
+            for item in sorted({t.text for t in terms(parse_query(text))}):
+                if client.indices.analyze(analyzer=analyser, text=item)["tokens"]:
+                    continue
+                if " " in item:
+                    problem = f"every word of the phrase {item!r} is a stop word for the"
+                else:
+                    problem = f"{item!r} is a stop word for the"
+                raise ConfigError(
+                    source,
+                    f"alerts (id={rule.id}).queries.{lang}",
+                    f"{problem} {analyser} analyser and matches nothing "
+                    "(operators are AND, OR, NOT in capitals)",
+                )

@@ -413,6 +413,47 @@ def test_stop_words_are_refused_before_they_silently_match_nothing(
     assert "'and' is a stop word for the english analyser" in info.value.problem
 
 
+def _rule(query: str, lang: str = "en") -> AlertRule:
+    return AlertRule.model_validate(
+        {"id": "stop", "name": "Stop", "recipients": ["a@example.org"], "queries": {lang: query}}
+    )
+
+
+@pytest.mark.parametrize(
+    ("query", "lang", "problem"),
+    [
+        # Phrases used to skip the check: each of these matched nothing, silently.
+        ('NATO "the"', "en", "'the' is a stop word for the english analyser"),
+        ('NATO AND "of the"', "en", "every word of the phrase 'of the' is a stop word"),
+        ('НАТО AND ("и в"~2 OR расширение)', "ru", "every word of the phrase 'и в'"),
+        ('OTAN "de la"', "fr", "every word of the phrase 'de la' is a stop word for the french"),
+    ],
+)
+def test_phrases_made_only_of_stop_words_are_refused(
+    es_client: Elasticsearch, query: str, lang: str, problem: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        check_terms(es_client, [_rule(query, lang)])
+    assert info.value.entry == f"alerts (id=stop).queries.{lang}"
+    assert problem in info.value.problem
+
+
+def test_a_phrase_with_a_stop_word_among_real_words_is_kept_and_matches(
+    es_client: Elasticsearch, articles_index: str
+) -> None:
+    rule = _rule('"join the NATO"')
+    check_terms(es_client, [rule])  # accepted
+    _index(
+        es_client,
+        articles_index,
+        {
+            "joins": ("en", "", "Sweden wants to join the NATO alliance."),
+            "apart": ("en", "", "Join us: the NATO summit opens today."),
+        },
+    )
+    assert _matching(es_client, articles_index, compile_rule(rule)) == {"joins"}
+
+
 # --- the shipped nato-enlargement rule on the demo site -----------------------------------------
 
 
