@@ -45,7 +45,7 @@ from elasticsearch import ApiError, Elasticsearch
 from pipeline.dates import as_utc
 from pipeline.digest import Digest, DigestItem, render_digest
 from pipeline.elastic import IndexNames, SearchUnavailable, call, load_template, node_url
-from pipeline.errors import PermanentError
+from pipeline.errors import ConfigError, PermanentError
 from pipeline.index import BulkAction, write
 from pipeline.mailer import (
     Attempted,
@@ -1221,12 +1221,50 @@ class TrialResult:
     hits: tuple[RuleHit, ...]
 
 
+# What `newsradar alerts test DIR` tries in a directory.
+ARTICLE_SUFFIXES: Final = (".txt", ".html", ".htm")
+
+
+def article_files(paths: Sequence[Path]) -> list[Path]:
+    """The files to try: each file as given; for a directory, its .txt and .html files, sorted.
+
+    A ConfigError names a path that does not exist, is neither a file nor a directory (a
+    device or a pipe would never end), or is a directory without such files.
+    """
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            try:
+                found = sorted(
+                    entry
+                    for entry in path.iterdir()
+                    if entry.suffix.lower() in ARTICLE_SUFFIXES
+                    and not entry.name.startswith(".")
+                    and entry.is_file()
+                )
+            except OSError as exc:
+                raise ConfigError(str(path), "", f"cannot be read: {exc.strerror}") from None
+            if not found:
+                raise ConfigError(str(path), "", "a directory without .txt or .html files")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        elif path.exists():
+            raise ConfigError(str(path), "", "neither a file nor a directory")
+        else:
+            raise ConfigError(str(path), "", "no such file or directory")
+    return files
+
+
 def read_article_file(path: Path, *, now: datetime) -> tuple[str, str, str | None]:
     """(title, text, language hint) of an HTML page (extracted) or a text file (first line)."""
     # Imported here: trafilatura takes seconds to import, and only this command needs it.
     from pipeline.extract import extract_article
 
-    body = path.read_bytes()
+    try:
+        body = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(str(path), "", f"cannot be read: {exc.strerror}") from None
     head = body.lstrip()[:512].lower()
     if path.suffix.lower() in (".html", ".htm") or head.startswith((b"<!doctype html", b"<html")):
         article = extract_article(

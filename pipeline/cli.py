@@ -193,7 +193,8 @@ def _cmd_init(settings: Settings, args: argparse.Namespace) -> int:
         print(f"upgraded {alias} (mapping brought up to date, data kept)")
     print(
         f"{len(report.templates)} templates written, {len(report.created)} indices created, "
-        f"{len(report.upgraded)} upgraded, in {settings.es_url} under {settings.index_prefix}-*"
+        f"{len(report.upgraded)} upgraded, {len(report.unchanged)} unchanged, "
+        f"in {settings.es_url} under {settings.index_prefix}-*"
     )
     return 0
 
@@ -293,14 +294,11 @@ def _cmd_alerts_test(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
     from pathlib import Path
 
-    from pipeline.alerts import try_rules
+    from pipeline.alerts import article_files, try_rules
     from pipeline.elastic import IndexNames, connect
 
     config = load_config(settings)
-    files = [Path(name) for name in args.files]
-    for path in files:
-        if not path.is_file():
-            raise ConfigError(str(path), "", "no such file")
+    files = article_files([Path(name) for name in args.files])
     es = connect(settings, timeout=15.0)
     try:
         results = try_rules(
@@ -600,7 +598,12 @@ def _parser() -> argparse.ArgumentParser:
     send_cmd.add_argument("--json", action="store_true", help="print one JSON object")
     send_cmd.set_defaults(handler=_cmd_alerts_send)
     test_cmd = alerts.add_parser("test", help="which rules match these text or HTML files")
-    test_cmd.add_argument("files", nargs="+", metavar="FILE")
+    test_cmd.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="a .txt or .html file, or a directory: its .txt and .html files, sorted",
+    )
     test_cmd.add_argument("--json", action="store_true", help="print one JSON object")
     test_cmd.set_defaults(handler=_cmd_alerts_test)
     resend_cmd = alerts.add_parser("resend", help="send a failed or unknown digest again")

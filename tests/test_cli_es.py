@@ -172,3 +172,72 @@ def test_pull_and_status_on_the_demo_site(
         0,
     )
     assert "broken: " in status_text and "html_not_feed" in status_text
+
+
+ENGLISH = (
+    "The alliance discussed its enlargement at length on Tuesday. Finland and Sweden asked to "
+    "join NATO last year, and the foreign ministers said the accession talks would go on "
+    "through the winter, whatever the objections raised by one of the members."
+)
+
+
+def _write_rule(folder: Path) -> None:
+    _write_sources(folder, [{"id": "one", "name": "One", "feeds": ["https://one.example/rss"]}])
+    rule = {
+        "id": "nato-enlargement",
+        "name": "NATO enlargement",
+        "recipients": ["analyst@example.org"],
+        "queries": {"en": "NATO AND enlargement"},
+    }
+    (folder / "alerts.yaml").write_text(yaml.safe_dump({"alerts": [rule]}), encoding="utf-8")
+
+
+def test_alerts_test_tries_every_article_file_of_a_directory_in_order(
+    env: Path, capsys: pytest.CaptureFixture[str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # A directory used to be refused as "no such file".
+    _write_rule(env)
+    articles = tmp_path_factory.mktemp("articles")
+    (articles / "b-match.txt").write_text(f"NATO enlargement\n\n{ENGLISH}\n", encoding="utf-8")
+    (articles / "a-page.HTML").write_text(
+        "<!doctype html><html><head><title>Harbour festival</title></head><body><article>"
+        "<h1>Harbour festival</h1><p>The harbour festival drew thousands of visitors to the "
+        "quay on Saturday, with music, boats and food stalls until late in the evening, and "
+        "the organisers already plan a longer programme for next summer.</p></article>"
+        "</body></html>",
+        encoding="utf-8",
+    )
+    (articles / "notes.md").write_text(ENGLISH, encoding="utf-8")  # not an article file
+    (articles / ".draft.txt").write_text(ENGLISH, encoding="utf-8")  # hidden
+    (articles / "older.txt").mkdir()  # a directory, even with the suffix
+    single = env / "single.txt"
+    single.write_text(f"Enlargement\n\n{ENGLISH}\n", encoding="utf-8")
+
+    code, out, err = _run(capsys, "alerts", "test", str(articles), str(single), "--json")
+
+    assert (code, err) == (0, "")
+    files = json.loads(out)["files"]
+    assert [Path(f["file"]).name for f in files] == ["a-page.HTML", "b-match.txt", "single.txt"]
+    assert [[h["rule_id"] for h in f["hits"]] for f in files] == [
+        [],
+        ["nato-enlargement"],
+        ["nato-enlargement"],
+    ]
+    assert {f["language"] for f in files} == {"en"}
+
+
+def test_alerts_test_refuses_an_empty_directory_and_a_missing_path_on_one_line(
+    env: Path, capsys: pytest.CaptureFixture[str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    _write_rule(env)
+    empty = tmp_path_factory.mktemp("empty")
+    (empty / "readme.md").write_text("not an article", encoding="utf-8")
+    missing = empty / "nowhere.txt"
+    for path, problem in [
+        (empty, "a directory without .txt or .html files"),
+        (missing, "no such file or directory"),
+        (Path("/dev/null"), "neither a file nor a directory"),
+    ]:
+        code, out, err = _run(capsys, "alerts", "test", str(path))
+        assert (code, out) == (2, "")
+        assert err.splitlines() == [f"newsradar alerts: {path}: {problem}"]
