@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -207,6 +208,8 @@ def test_alerts_test_tries_every_article_file_of_a_directory_in_order(
         "</body></html>",
         encoding="utf-8",
     )
+    # Binary junk under an article's name: no language, so no rule can match it.
+    (articles / "c-junk.txt").write_bytes(random.Random(7).randbytes(4000))
     (articles / "notes.md").write_text(ENGLISH, encoding="utf-8")  # not an article file
     (articles / ".draft.txt").write_text(ENGLISH, encoding="utf-8")  # hidden
     (articles / "older.txt").mkdir()  # a directory, even with the suffix
@@ -217,13 +220,15 @@ def test_alerts_test_tries_every_article_file_of_a_directory_in_order(
 
     assert (code, err) == (0, "")
     files = json.loads(out)["files"]
-    assert [Path(f["file"]).name for f in files] == ["a-page.HTML", "b-match.txt", "single.txt"]
+    names = [Path(f["file"]).name for f in files]
+    assert names == ["a-page.HTML", "b-match.txt", "c-junk.txt", "single.txt"]
     assert [[h["rule_id"] for h in f["hits"]] for f in files] == [
         [],
         ["nato-enlargement"],
+        [],
         ["nato-enlargement"],
     ]
-    assert {f["language"] for f in files} == {"en"}
+    assert [f["language"] for f in files] == ["en", "en", "und", "en"]
 
 
 def test_alerts_test_refuses_an_empty_directory_and_a_missing_path_on_one_line(
