@@ -159,11 +159,16 @@ def load_template(name: str, prefix: str) -> dict[str, Any]:
 
 @dataclass(slots=True)
 class InstallReport:
-    """What ``install`` changed: templates written, indices created, mappings extended."""
+    """What ``install`` changed: templates written, indices created, mappings extended.
+
+    A template or alias counts only when what Elasticsearch stores changed; one that already
+    held what install would write is ``unchanged`` (aliases) or not listed (templates).
+    """
 
     templates: list[str] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
     upgraded: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
     # The ILM policy attached to the articles indices; None where the cluster has no ILM.
     lifecycle_policy: str | None = None
 
@@ -174,12 +179,17 @@ def install(es: Elasticsearch, prefix: str) -> InstallReport:
     Templates are overwritten (they only shape future indices). An alias that exists keeps its
     indices and data; their mappings get the fields added since, which Elasticsearch accepts
     for new fields and refuses for changed ones, so an incompatible change fails loudly here.
+
+    What is stored is compared before and after each write: Elasticsearch normalises what it
+    stores (objects lose ``"type": "object"``, settings become strings), so only its own
+    reading tells whether a write changed anything, and an unchanged write is a no-op there.
     """
     names = IndexNames(prefix)
     report = InstallReport()
     try:
         lifecycle = _articles_lifecycle(es, names)
         report.lifecycle_policy = lifecycle.get("index.lifecycle.name")
+        templates_before = _stored_templates(es, names)
         for name in INDICES:
             body = load_template(name, prefix)
             if name == "articles" and lifecycle:
@@ -191,13 +201,14 @@ def install(es: Elasticsearch, prefix: str) -> InstallReport:
                 priority=body.get("priority", 200),
                 meta=body["_meta"],
             )
-            report.templates.append(names.template(name))
             alias = names.alias(name)
             if es.indices.exists_alias(name=alias):
+                before = _stored_index(es, alias, lifecycle if name == "articles" else {})
                 es.indices.put_mapping(index=alias, **body["template"]["mappings"])
                 if name == "articles" and lifecycle:
                     es.indices.put_settings(index=alias, settings=lifecycle)
-                report.upgraded.append(alias)
+                after = _stored_index(es, alias, lifecycle if name == "articles" else {})
+                (report.upgraded if after != before else report.unchanged).append(alias)
                 continue
             try:
                 es.indices.create(
@@ -209,6 +220,13 @@ def install(es: Elasticsearch, prefix: str) -> InstallReport:
                     raise
                 continue
             report.created.append(names.first_index(name))
+        templates_after = _stored_templates(es, names)
+        report.templates = [
+            names.template(name)
+            for name in INDICES
+            if templates_after.get(names.template(name))
+            != templates_before.get(names.template(name))
+        ]
         es.cluster.health(index=names.pattern, wait_for_status="yellow", timeout="30s")
     except EsConnectionError as exc:
         raise SearchUnavailable(node_url(es), str(exc)) from exc
@@ -217,6 +235,20 @@ def install(es: Elasticsearch, prefix: str) -> InstallReport:
             raise SearchUnavailable(node_url(es), str(exc)) from exc
         raise
     return report
+
+
+def _stored_templates(es: Elasticsearch, names: IndexNames) -> dict[str, Any]:
+    """The index templates stored under the prefix, by name, as Elasticsearch returns them."""
+    response = es.options(ignore_status=404).indices.get_index_template(name=f"{names.prefix}-*")
+    return {t["name"]: t["index_template"] for t in response.get("index_templates", [])}
+
+
+def _stored_index(es: Elasticsearch, alias: str, settings: dict[str, str]) -> dict[str, Any]:
+    """The mappings of every index behind ``alias``, and the values of ``settings`` there."""
+    stored: dict[str, Any] = {"mappings": es.indices.get_mapping(index=alias).body}
+    if settings:
+        stored["settings"] = es.indices.get_settings(index=alias, name=list(settings)).body
+    return stored
 
 
 def _articles_lifecycle(es: Elasticsearch, names: IndexNames) -> dict[str, str]:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 from elasticsearch import Elasticsearch
 
+from pipeline.cli import main
 from pipeline.elastic import INDICES, MAPPINGS_DIR, IndexNames, install, load_template
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_root_url_reports_an_elasticsearch_8_node(es_client: Elasticsearch) -> None:
@@ -32,7 +37,9 @@ def test_install_twice_gives_the_same_templates(
     }
     assert sorted(first.created) == sorted(names.first_index(n) for n in INDICES)
     assert second.created == []
-    assert sorted(second.upgraded) == sorted(names.alias(n) for n in INDICES)
+    # Nothing changed, so nothing is reported as upgraded or written.
+    assert (second.upgraded, second.templates) == ([], [])
+    assert sorted(second.unchanged) == sorted(names.alias(n) for n in INDICES)
     assert again == templates
     assert set(templates) == {names.template(n) for n in INDICES}
 
@@ -49,11 +56,39 @@ def test_install_keeps_documents_and_adds_new_fields(
         "pipeline.elastic.load_template",
         lambda name, prefix: body if name == "runs" else load_template(name, prefix),
     )
-    install(es_client, index_prefix)
+    report = install(es_client, index_prefix)
+    assert report.upgraded == [names.runs]
+    assert report.templates == [names.template("runs")]
+    assert names.runs not in report.unchanged and len(report.unchanged) == len(INDICES) - 1
     mapping = es_client.indices.get_mapping(index=names.runs)
     (only,) = mapping.body.values()
     assert only["mappings"]["properties"]["note"] == {"type": "keyword"}
     assert es_client.count(index=names.runs)["count"] == 1
+
+
+def test_init_twice_reports_nothing_upgraded_the_second_time(
+    es_node: str,
+    index_prefix: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # An unchanged cluster used to be reported as "9 upgraded" on every run.
+    for name in list(os.environ):
+        if name.startswith("NEWSRADAR_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("NEWSRADAR_ES_URL", es_node)
+    monkeypatch.setenv("NEWSRADAR_INDEX_PREFIX", index_prefix)
+    monkeypatch.setenv("NEWSRADAR_CONFIG_DIR", str(REPO / "config" / "demo"))
+    assert main(["init"]) == 0
+    first = capsys.readouterr().out.splitlines()[-1]
+    assert main(["init"]) == 0
+    second = capsys.readouterr().out
+    assert f"{len(INDICES)} templates written, {len(INDICES)} indices created, 0 upgraded" in first
+    assert "upgraded " not in second  # no per-alias "upgraded <alias>" lines
+    summary = second.splitlines()[-1]
+    assert summary.startswith("0 templates written, 0 indices created, 0 upgraded, ")
+    assert f", {len(INDICES)} unchanged, " in summary
 
 
 def test_every_mapping_file_is_a_template_with_the_prefix_placeholder() -> None:
