@@ -20,11 +20,13 @@ interval: one e-mail per recipient (addresses are not disclosed to each other, a
 its own delivery state), with the alerts owed to that recipient. A *digest* document is
 created first (``_id = hash(rule, recipient, window start)``, create, so two workers cannot
 both make it), then the alerts are marked as no longer owed, then it is claimed and sent. Its
-states follow ``pipeline.mailer.outbox_transition``: pending -> sending -> sent | failed |
-unknown. A 4xx leaves it pending with a later ``next_attempt``; a 5xx fails it with the code;
-a connection lost after the final "." of DATA makes it ``unknown`` and it is never re-sent on
-its own (``resend`` is the operator's decision), and neither is one left in ``sending`` by a
-worker that died.
+states follow ``pipeline.mailer.outbox_transition``: pending -> sending -> transmitting ->
+sent | failed | unknown. A 4xx leaves it pending with a later ``next_attempt``; a 5xx fails it
+with the code; a connection lost after the final "." of DATA makes it ``unknown`` and it is
+never re-sent on its own (``resend`` is the operator's decision). ``transmitting`` is written,
+and acknowledged, right before the DATA command: a worker that died in ``sending`` never gave
+DATA, so its digest goes back to pending; one that died in ``transmitting`` leaves it
+``unknown``.
 """
 
 from __future__ import annotations
@@ -58,8 +60,10 @@ from pipeline.mailer import (
     Outcome,
     Resend,
     SmtpConfig,
+    Transmit,
     deliver,
     outbox_transition,
+    serialise,
 )
 from pipeline.rules import (
     check_terms,
@@ -84,6 +88,8 @@ __all__ = [
     "digest_id",
     "load_rules",
     "match_new",
+    "match_pending",
+    "matching_health",
     "outbox_counts",
     "read_article_file",
     "resend",
@@ -96,8 +102,8 @@ log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
-# A digest found in "sending" for longer than this has lost its worker: SMTP's own limits
-# (10 minutes for the reply to the final ".") are well inside it.
+# A digest found in "sending" or "transmitting" for longer than this has lost its worker: SMTP's
+# own limits (10 minutes for the reply to the final ".") are well inside it.
 SENDING_LEASE: Final = timedelta(minutes=30)
 # Stories per digest; the rest wait for the next one.
 MAX_ITEMS: Final = 50
@@ -172,6 +178,7 @@ class StoredRule:
     min_sources: int
     query: dict[str, Any]
     fingerprint: str
+    last_error: str | None = None
 
 
 @dataclass(slots=True)
@@ -255,6 +262,7 @@ def load_rules(es: Elasticsearch, names: IndexNames) -> list[StoredRule]:
                 min_sources=int(doc.get("min_sources", 1)),
                 query=dict(doc["query"]),
                 fingerprint=str(doc.get("fingerprint", "")),
+                last_error=doc.get("last_error") or None,
             )
         )
     return sorted(rules, key=lambda rule: rule.id)
@@ -349,6 +357,19 @@ class MatchReport:
     already_alerted: int = 0
     updated: int = 0
     dead_lettered: int = 0
+    refused: dict[str, str] = field(default_factory=dict)
+
+    def add(self, other: MatchReport) -> None:
+        """Fold the report of a later batch into this one."""
+        for name in (
+            "articles", "missing", "matches", "created", "waiting", "activated",
+            "already_alerted", "updated", "dead_lettered",
+        ):  # fmt: skip
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.rules = max(self.rules, other.rules)
+        for rule_id, ids in other.matched.items():
+            self.matched[rule_id] = sorted({*self.matched.get(rule_id, ()), *ids})
+        self.refused.update(other.refused)
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,7 +404,8 @@ def match_new(
     report.missing = len(ids) - len(batch)
     if not batch:
         return report
-    matched = _run_rules(es, names, rules, sorted(batch))
+    matched, report.refused = _run_rules(es, names, rules, sorted(batch))
+    _record_rule_health(es, names, rules, report.refused, now=now)
     for rule_id, article_set in matched.items():
         if not article_set:
             continue
@@ -466,6 +488,72 @@ def match_new(
         report.already_alerted,
     )
     return report
+
+
+def match_pending(
+    es: Elasticsearch,
+    names: IndexNames,
+    *,
+    now: datetime,
+    sources: Sequence[str] | None = None,
+    run_id: str | None = None,
+    batch_size: int = 1000,
+) -> MatchReport:
+    """Match every article still marked ``match_pending``, whatever run indexed it.
+
+    Articles are written with ``match_pending: true`` and keep it until every stored rule has
+    run on them and the outbox holds what they matched; only then is the mark cleared. A worker
+    that dies (or a node that fails) anywhere in between leaves the mark, so the next cycle
+    matches the article again, and the outbox's deterministic ids make the second pass add
+    nothing twice. With ``sources`` only those sources' articles are taken (a per-source task).
+    """
+    total = MatchReport()
+    done: set[str] = set()
+    while True:
+        call(es, es.indices.refresh, index=names.articles)
+        query: dict[str, Any] = {"bool": {"filter": [{"term": {"match_pending": True}}]}}
+        if sources:
+            query["bool"]["filter"].append({"terms": {"source": list(sources)}})
+        response = call(
+            es,
+            es.search,
+            index=names.articles,
+            query=query,
+            sort=["indexed", "_doc"],
+            size=batch_size,
+            source=False,
+            track_total_hits=False,
+        )
+        # A mark that could not be cleared (dead-lettered) is not taken again in this call.
+        hits = [hit for hit in response["hits"]["hits"] if hit["_id"] not in done]
+        if not hits:
+            return total
+        ids = [hit["_id"] for hit in hits]
+        total.add(match_new(es, names, ids, now=now, run_id=run_id))
+        cleared = [
+            BulkAction(hit["_index"], hit["_id"], {"match_pending": False, "matched": _iso(now)},
+                       op="update")
+            for hit in hits
+        ]  # fmt: skip
+        write(es, cleared, names=names, stage="alerts", run_id=run_id)
+        done.update(ids)
+
+
+def matching_health(es: Elasticsearch, names: IndexNames) -> dict[str, Any]:
+    """Articles still waiting to be matched, and the rules Elasticsearch refused last time."""
+    pending = call(es, es.count, index=names.articles, query={"term": {"match_pending": True}})
+    refused = _scan(es, names.alert_rules, {"exists": {"field": "last_error"}})
+    return {
+        "unmatched": int(pending["count"]),
+        "rule_errors": [
+            {
+                "rule": hit.id,
+                "error": hit.source.get("last_error"),
+                "at": hit.source.get("last_error_at"),
+            }
+            for hit in sorted(refused, key=lambda hit: hit.id)
+        ],
+    }
 
 
 def _alert_action(
@@ -573,8 +661,13 @@ def _batch_articles(
 
 def _run_rules(
     es: Elasticsearch, names: IndexNames, rules: Sequence[StoredRule], ids: Sequence[str]
-) -> dict[str, set[str]]:
-    """rule id -> the batch's article ids it matches: one msearch of rules x ids filter."""
+) -> tuple[dict[str, set[str]], dict[str, str]]:
+    """rule id -> the batch's article ids it matches: one msearch of rules x ids filter.
+
+    Also returns the rules Elasticsearch refused (4xx), with the reason: one bad rule must not
+    keep every other rule from matching. A 5xx is the cluster's trouble, not the rule's, and
+    raises SearchUnavailable so the batch is matched again later.
+    """
     searches: list[dict[str, Any]] = []
     owners: list[str] = []
     for start in range(0, len(ids), _IDS_PER_SEARCH):
@@ -594,15 +687,54 @@ def _run_rules(
             owners.append(rule.id)
     response = call(es, es.msearch, searches=searches)
     matched: dict[str, set[str]] = defaultdict(set)
+    refused: dict[str, str] = {}
     for rule_id, answer in zip(owners, response["responses"], strict=True):
         if "error" in answer:
             error = answer["error"]
-            reason = error.get("reason", error) if isinstance(error, dict) else error
+            reason = _error_reason(error)
             if int(answer.get("status", 400)) >= 500:
                 raise SearchUnavailable(node_url(es), f"rule {rule_id}: {reason}")
-            raise RuleError(rule_id, f"Elasticsearch refused its query: {reason}")
+            refused[rule_id] = f"Elasticsearch refused its query: {reason}"
+            log.error("%s", RuleError(rule_id, refused[rule_id]))
+            continue
         matched[rule_id].update(hit["_id"] for hit in answer["hits"]["hits"])
-    return matched
+    return matched, refused
+
+
+def _error_reason(error: object) -> str:
+    """The most telling reason in an Elasticsearch error body (the root cause's, when given)."""
+    if not isinstance(error, dict):
+        return str(error)
+    causes = error.get("root_cause") or []
+    cause = causes[0] if causes and isinstance(causes[0], dict) else error
+    return str(cause.get("reason") or error.get("reason") or error.get("type") or error)
+
+
+def _record_rule_health(
+    es: Elasticsearch,
+    names: IndexNames,
+    rules: Sequence[StoredRule],
+    refused: Mapping[str, str],
+    *,
+    now: datetime,
+) -> None:
+    """Record each refusal on its rule's document, and clear it once the rule runs again.
+
+    ``newsradar status`` and the source-health dashboard read it from there. Rules that ran
+    and had no error cost nothing here.
+    """
+    actions: list[BulkAction] = []
+    for rule in rules:
+        if rule.id in refused:
+            changes: dict[str, Any] = {"last_error": refused[rule.id], "last_error_at": _iso(now)}
+        elif rule.last_error:
+            changes = {"last_error": None}
+        else:
+            continue
+        actions.append(BulkAction(names.alert_rules, rule.id, changes, op="update"))
+    if actions:
+        # Refreshed so that ``status`` shows the refusal at once; the rules index is tiny.
+        write(es, actions, names=names, stage="alerts", refresh=True)
 
 
 def _story_sources(
@@ -635,6 +767,9 @@ def _story_sources(
 
 # --- digests ----------------------------------------------------------------------------------
 
+# A claimed digest: "sending" before the DATA command, "transmitting" from it on.
+_IN_FLIGHT: Final = (OutboxState.SENDING, OutboxState.TRANSMITTING)
+
 
 @dataclass(frozen=True, slots=True)
 class DigestResult:
@@ -656,7 +791,8 @@ class SendReport:
 
     ``retrying``: back to pending after a temporary failure; ``held``: recipients with alerts
     owed whose digest interval has not passed; ``busy``: digests another worker is sending;
-    ``interrupted``: digests found in ``sending`` past the lease, now ``unknown``.
+    ``interrupted``: digests whose worker died, found past the lease: from ``sending`` back to
+    pending (and sent in this run when due), from ``transmitting`` now ``unknown``.
     """
 
     sent: int = 0
@@ -745,7 +881,11 @@ def send_digests(
 def _recover_interrupted(
     es: Elasticsearch, names: IndexNames, now: datetime, report: SendReport
 ) -> None:
-    """Digests left in ``sending`` past the lease: their worker died; the mail may be out."""
+    """Digests left in flight past the lease: their worker died.
+
+    ``sending`` never reached DATA, so no server has the mail: back to pending. In
+    ``transmitting`` the server may have it: ``unknown``, for an operator.
+    """
     stale = _scan(
         es,
         names.alert_outbox,
@@ -753,7 +893,7 @@ def _recover_interrupted(
             "bool": {
                 "filter": [
                     {"term": {"kind": "digest"}},
-                    {"term": {"state": OutboxState.SENDING.value}},
+                    {"terms": {"state": [state.value for state in _IN_FLIGHT]}},
                     {"range": {"updated": {"lt": _iso(now - SENDING_LEASE)}}},
                 ]
             }
@@ -762,8 +902,11 @@ def _recover_interrupted(
     for hit in stale:
         record = outbox_transition(_record(hit.source), Interrupted(at=now))
         outcome = _update(es, names, hit, _record_fields(record)).outcomes.get(hit.id)
-        if outcome == "updated":
-            report.interrupted += 1
+        if outcome != "updated":
+            continue  # another worker recovered or claimed it first
+        report.interrupted += 1
+        log.warning("digest %s: worker gone; now %s (%s)", hit.id, record.state, record.reason)
+        if record.state is OutboxState.UNKNOWN:
             report.unknown += 1
             report.digests.append(_result(hit.id, hit.source, record, len(hit.source["alert_ids"])))
 
@@ -773,7 +916,7 @@ def _open_digests(es: Elasticsearch, names: IndexNames) -> dict[tuple[str, str],
         "bool": {
             "filter": [
                 {"term": {"kind": "digest"}},
-                {"terms": {"state": [OutboxState.PENDING.value, OutboxState.SENDING.value]}},
+                {"terms": {"state": [OutboxState.PENDING.value, *(s.value for s in _IN_FLIGHT)]}},
             ]
         }
     }
@@ -877,15 +1020,16 @@ def _send_one(
         _mark(es, names, hit)
         hit = _mget(es, names.alert_outbox, [did])[did]
     record = _record(hit.source)
-    if record.state is OutboxState.SENDING:
+    if record.state in _IN_FLIGHT:
         report.busy += 1
         return
     try:
         claimed = outbox_transition(record, Claim(at=now))
     except OutboxTransitionError:
         return  # not due yet: a later run retries it
-    # Everything that reads Elasticsearch happens before the claim: a node failing here
-    # leaves the digest pending, not stranded in "sending" (which would end as "unknown").
+    # Everything that reads Elasticsearch, and everything that can fail to make the message,
+    # happens before the claim: a node failing here leaves the digest pending, and a message
+    # that cannot be built or written is recorded as failed with the reason, never left claimed.
     recipient = str(hit.source["recipient"])
     message = None
     items = 0
@@ -893,29 +1037,35 @@ def _send_one(
         digest = _build_digest(es, names, hit, rule, now, source_names)
         items = len(digest.items)
         message = render_digest(digest, sender=smtp.sender, recipient=recipient)
-    except PermanentError as exc:  # DigestError among them: nothing left to send, or bad input
+        serialise(message)  # the very bytes deliver will send, with their headers checked
+    except PermanentError as exc:  # DigestError, UnsendableMessage: nothing to send as it is
         refusal = DeliveryResult(Outcome.FAILED_PERMANENT, 0, detail=str(exc))
+        message = None
     written = _update(es, names, hit, _record_fields(claimed))
     if written.outcomes.get(did) != "updated" or did not in written.versions:
         report.busy += 1  # another worker claimed it between our read and our write
         return
-    seq_no, primary_term = written.versions[did]
+    flight = _InFlight(es, names, _Hit(did, hit.source, *written.versions[did]), claimed, now)
     if message is None:
         result = refusal
     else:
-        result = deliver(
-            message,
-            config=smtp,
-            recipients=list(claimed.pending_recipients) or None,
-            attempts=attempts,
-        )
-    after = outbox_transition(claimed, Attempted(result=result, at=now))
+        try:
+            result = deliver(
+                message,
+                config=smtp,
+                recipients=list(claimed.pending_recipients) or None,
+                attempts=attempts,
+                before_data=flight.transmit,
+            )
+        except _ClaimLost:
+            report.busy += 1  # recovered and claimed by another worker; we gave no DATA
+            return
+    after = outbox_transition(flight.record, Attempted(result=result, at=now))
     fields = _record_fields(after)
     if after.state is OutboxState.SENT:
         fields["sent_at"] = _iso(now)
-    claimed_hit = _Hit(did, hit.source, seq_no, primary_term)
-    if _update(es, names, claimed_hit, fields).outcomes.get(did) != "updated":
-        # Left in "sending": after the lease it becomes "unknown", never a second send.
+    if _update(es, names, flight.hit, fields).outcomes.get(did) != "updated":
+        # Left in flight: after the lease "transmitting" becomes "unknown", never a second send.
         log.error("digest %s: outcome %s could not be recorded", did, after.state)
     match after.state:
         case OutboxState.SENT:
@@ -927,6 +1077,49 @@ def _send_one(
         case _:
             report.retrying += 1
     report.digests.append(_result(did, hit.source, after, items))
+
+
+class _ClaimLost(Exception):
+    """The claimed digest changed under us (recovered after the lease): give no DATA."""
+
+
+@dataclass(slots=True)
+class _InFlight:
+    """A claimed digest and its stored version: each write is conditional on the one before."""
+
+    es: Elasticsearch
+    names: IndexNames
+    hit: _Hit
+    record: OutboxRecord
+    now: datetime
+
+    def transmit(self) -> None:
+        """Record ``transmitting`` before the first DATA command; raise _ClaimLost if moved on.
+
+        The write is acknowledged before DATA goes out, so a worker killed from here on leaves
+        a digest that recovery makes ``unknown``; killed before, it is sent again.
+        """
+        if self.record.state is OutboxState.TRANSMITTING:
+            return  # a later attempt of the same run: recorded already
+        record = outbox_transition(self.record, Transmit(at=self.now))
+        did = self.hit.id
+        written = _update(self.es, self.names, self.hit, _record_fields(record))
+        if written.outcomes.get(did) == "updated" and did in written.versions:
+            version = written.versions[did]
+        else:
+            # A retried write whose first try landed comes back as a conflict: it is ours if
+            # the record is "transmitting" one version on, which only our write could make.
+            stored = _mget(self.es, self.names.alert_outbox, [did]).get(did)
+            if (
+                stored is None
+                or stored.source.get("state") != OutboxState.TRANSMITTING.value
+                or (stored.seq_no, stored.primary_term)
+                != (self.hit.seq_no + 1, self.hit.primary_term)
+            ):
+                raise _ClaimLost(did)
+            version = (stored.seq_no, stored.primary_term)
+        self.hit = _Hit(did, self.hit.source, *version)
+        self.record = record
 
 
 def _result(did: str, source: Mapping[str, Any], record: OutboxRecord, items: int) -> DigestResult:

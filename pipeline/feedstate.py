@@ -322,7 +322,7 @@ def collect_status(
         ),
     )
     dead = call(es, lambda: es.count(index=names.dead_letters))
-    from pipeline.alerts import outbox_counts  # the alert stack loads only for status
+    from pipeline.alerts import matching_health, outbox_counts  # loaded only for status
 
     aggs = articles["aggregations"]
     per_source = _buckets(aggs["by_source"])
@@ -345,6 +345,7 @@ def collect_status(
         "duplicates": int(aggs["duplicates"]["doc_count"]),
         "by_language": _buckets(aggs["by_language"]),
         **outbox_counts(es, names),
+        **matching_health(es, names),
         "dead_letters": int(dead["count"]),
         "frontier_pending": int(frontier["hits"]["total"]["value"]),
         "sources": [h.public() for h in health],
@@ -407,8 +408,17 @@ def print_status(status: dict[str, Any], console: Console) -> None:
     console.print(
         f"{status['articles']} articles ({status['duplicates']} duplicates; {languages}), "
         f"{status['frontier_pending']} URLs pending, {status['dead_letters']} dead letters, "
-        f"alerts {status['alerts_sent']} sent / {status['alerts_pending']} pending",
+        f"alerts {status['alerts_sent']} sent / {status['alerts_pending']} pending, "
+        f"{status.get('unmatched', 0)} articles waiting to be matched",
         markup=False,
         soft_wrap=True,
         highlight=False,
     )
+    for refused in status.get("rule_errors", ()):
+        console.print(
+            f"alert rule {refused['rule']}: {refused['error']} "
+            f"(last at {(refused['at'] or '?')[:16].replace('T', ' ')})",
+            markup=False,
+            soft_wrap=True,
+            highlight=False,
+        )

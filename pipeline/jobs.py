@@ -19,7 +19,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from pipeline.alerts import MatchReport, SendReport, match_new, send_digests
+from pipeline.alerts import MatchReport, SendReport, match_pending, send_digests
 from pipeline.crawl import CrawlError, CrawlPolicy, CrawlReport
 from pipeline.crawl_frontier import (
     CLAIM_LIMIT,
@@ -188,13 +188,18 @@ def crawl_and_match(
     progress: Progress | None = None,
     limit: int = CLAIM_LIMIT,
 ) -> IngestReport:
-    """Crawl the pending frontier URLs of the sources, then match the new articles to rules.
+    """Match what earlier runs left unmatched, crawl the pending frontier URLs of the sources,
+    then match the new articles to rules.
 
-    When the crawl fails (CrawlError, transient) the articles it did index are matched before
-    the error goes up: their frontier records are done, so a retry would not see them again.
+    Matching goes by the articles' stored ``match_pending`` mark, not by this run's ids: an
+    article indexed by a run that died before matching is matched by the next one. When the
+    crawl fails (CrawlError, transient) the articles it did index are matched before the error
+    goes up.
     """
     report = IngestReport(run_id=run_id or uuid.uuid4().hex)
     names = IndexNames(config.settings.index_prefix)
+    selected = [s.id for s in _selected(config, sources)] if sources else None
+    earlier = match_pending(es, names, now=now, sources=selected, run_id=report.run_id)
     try:
         report.crawl = crawl_frontier(
             config,
@@ -206,10 +211,11 @@ def crawl_and_match(
             progress=progress,
             limit=limit,
         )
-    except CrawlError as exc:
-        match_new(es, names, _indexed_ids(exc.report), now=now, run_id=report.run_id)
+    except CrawlError:
+        match_pending(es, names, now=now, sources=selected, run_id=report.run_id)
         raise
-    report.matches = match_new(es, names, report.indexed_ids, now=now, run_id=report.run_id)
+    report.matches = match_pending(es, names, now=now, sources=selected, run_id=report.run_id)
+    report.matches.add(earlier)
     return report
 
 

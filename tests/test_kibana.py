@@ -431,6 +431,26 @@ def demo_documents(now: datetime) -> dict[str, list[dict[str, Any]]]:
         "runs": runs,
         "frontier": frontier,
         "dead-letters": dead_letters,
+        "alert-rules": [
+            {
+                "rule_id": rule_id,
+                "name": rule_id.replace("-", " "),
+                "languages": ["en"],
+                "fingerprint": _sha("rule", rule_id),
+                "stored": _iso(now - timedelta(days=1)),
+                **error,
+            }
+            for rule_id, error in (
+                ("nato-enlargement", {}),
+                (
+                    "too-broad",
+                    {
+                        "last_error": "Elasticsearch refused its query: too_many_nested_clauses",
+                        "last_error_at": _iso(now - timedelta(hours=1)),
+                    },
+                ),
+            )
+        ],
     }
 
 
