@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy
+from email.errors import MessageError
 from email.message import EmailMessage
 from email.utils import format_datetime
 
@@ -26,6 +27,11 @@ _LINE_BREAKERS = {"Cc", "Zl", "Zp"}
 _ADDRESS = re.compile(r"[^@\s<>,;\"()\[\]\\]+@[^@\s<>,;\"()\[\]\\]+")
 _DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 _SUBJECT_TITLE_MAX = 80
+# What opens an RFC 2047 encoded word. The email package decodes encoded words in a header value
+# it is given, so "=?utf-8?q?=0D=0ABcc:...?=" in a title would become a line break and a header.
+_ENCODED_WORD = "=?"
+# Put between "=" and "?": invisible when the subject is read, and no longer an encoded word.
+_ENCODED_WORD_BREAK = "=\N{ZERO WIDTH SPACE}?"
 
 
 class DigestError(PermanentError):
@@ -114,16 +120,23 @@ def render_digest(
     )
 
     # The SMTP policy refuses CR/LF in any header value: a second line of defence behind
-    # _one_line, so no article text can ever add a header.
+    # _header_text, so no article text can ever add a header.
     message = EmailMessage(policy=policy.SMTP)
-    message["Subject"] = _subject(digest)
-    message["From"] = sender
-    message["To"] = ", ".join(recipients)
-    # The window end, not the clock: a re-rendered digest is byte-for-byte the same message.
-    message["Date"] = format_datetime(as_utc(digest.window_end))
-    message["Message-ID"] = message_id
-    # RFC 3834: tells vacation responders and ticket systems not to answer.
-    message["Auto-Submitted"] = "auto-generated"
+    headers = {
+        "Subject": _header_text(_subject(digest)),
+        "From": sender,
+        "To": ", ".join(recipients),
+        # The window end, not the clock: a re-rendered digest is byte-for-byte the same message.
+        "Date": format_datetime(as_utc(digest.window_end)),
+        "Message-ID": message_id,
+        # RFC 3834: tells vacation responders and ticket systems not to answer.
+        "Auto-Submitted": "auto-generated",
+    }
+    for name, value in headers.items():
+        try:
+            message[name] = value
+        except (ValueError, MessageError) as exc:  # the email package's word on a bad value
+            raise DigestError(name.lower(), f"cannot be a header: {exc}") from exc
     message.set_content(_text_body(digest))
     message.add_alternative(_html_body(digest), subtype="html")
     return message
@@ -137,6 +150,15 @@ def _subject(digest: Digest) -> str:
         title = title[: _SUBJECT_TITLE_MAX - 1].rstrip() + "…"
     subject = f"[newsradar] {_one_line(digest.rule_name)}: {count} new {noun}"
     return f"{subject} — {title}" if title else subject
+
+
+def _header_text(text: str) -> str:
+    """``text`` as it may go into a header: one line, and no RFC 2047 encoded word in it.
+
+    Every header built from article, rule or source text goes through here; the body keeps the
+    text as it is (only headers decode encoded words).
+    """
+    return _one_line(text).replace(_ENCODED_WORD, _ENCODED_WORD_BREAK)
 
 
 def _text_body(digest: Digest) -> str:
@@ -276,5 +298,11 @@ def _split(snippet: str, pattern: re.Pattern[str] | None) -> list[tuple[str, boo
 
 
 def _check_address(field: str, address: str) -> None:
-    if not _ADDRESS.fullmatch(address) or any(unicodedata.category(ch) == "Cc" for ch in address):
+    # "=?" would start an RFC 2047 encoded word, which the address parser decodes: an address
+    # could then carry a line break, or turn into another address, once it is in a header.
+    if (
+        not _ADDRESS.fullmatch(address)
+        or _ENCODED_WORD in address
+        or any(unicodedata.category(ch) == "Cc" for ch in address)
+    ):
         raise DigestError(field, f"{address!r} is not a plain e-mail address")

@@ -19,8 +19,14 @@ Resend policy -- a digest goes out at most once unless an operator says otherwis
   already have queued the message, so a retry could deliver it twice. The outcome is
   ``unknown``, ``deliver`` does not retry, and the record stays ``unknown`` until an operator
   resends it (``Resend``). A resend carries the same Message-ID, so mail systems and readers can
-  recognise the duplicate. A record left in ``sending`` by a worker that died is ``unknown`` too
-  (``Interrupted``), never re-sent on its own.
+  recognise the duplicate.
+* A worker that dies mid-send leaves its record in ``sending`` or ``transmitting``. ``sending``
+  means the DATA command was never given, so no server can have the message: ``Interrupted``
+  returns it to ``pending`` and it is sent again. ``transmitting`` is recorded (durably, before
+  ``deliver``'s ``before_data`` returns) right before DATA, so from then on the server may have
+  it: ``Interrupted`` makes it ``unknown``, never re-sent on its own.
+* A message that cannot be written out with exactly its own headers (``serialise``) is never
+  sent: ``failed_permanent`` with the reason, before any connection.
 
 TLS is verified (``ssl.create_default_context``, optionally with a CA file) and on by default
 for any host but loopback; a server that does not offer STARTTLS when it is on is a permanent
@@ -43,7 +49,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email import policy
+from email.errors import MessageError
 from email.message import EmailMessage
+from email.parser import BytesHeaderParser
 from email.utils import getaddresses
 from enum import StrEnum
 from pathlib import Path
@@ -65,8 +73,11 @@ __all__ = [
     "Outcome",
     "Resend",
     "SmtpConfig",
+    "Transmit",
+    "UnsendableMessage",
     "deliver",
     "outbox_transition",
+    "serialise",
 ]
 
 log = logging.getLogger(__name__)
@@ -79,6 +90,13 @@ OUTBOX_RETRY_CAP = timedelta(hours=6)
 OUTBOX_MAX_RUNS = 8
 # smtplib's own convention for "no reply code"; used for recipients a session failure left out.
 NO_CODE = -1
+# Python 3.11.10+ and 3.12.5+ refuse, while writing, a header that would fold into a line of its
+# own; older ones write it. serialise() reads the headers back as well, so both are caught.
+_WIRE_POLICY = (
+    policy.SMTP.clone(verify_generated_headers=True)
+    if hasattr(policy.SMTP, "verify_generated_headers")
+    else policy.SMTP
+)
 
 
 class Outcome(StrEnum):
@@ -183,8 +201,14 @@ def deliver(
     backoff: float = 2.0,
     max_backoff: float = 60.0,
     sleep: Callable[[float], None] = time.sleep,
+    before_data: Callable[[], None] | None = None,
 ) -> DeliveryResult:
-    """Send ``message`` to ``recipients`` (default: its To/Cc/Bcc) and say what happened."""
+    """Send ``message`` to ``recipients`` (default: its To/Cc/Bcc) and say what happened.
+
+    ``before_data`` is called in every session once the server has accepted the sender and a
+    recipient, right before the DATA command: the last moment at which the server cannot have
+    the message. Whatever it raises ends the session there (QUIT, no DATA) and propagates.
+    """
     message_id = _one_line(str(message.get("Message-ID", "")))
     wanted = list(dict.fromkeys(recipients if recipients is not None else _recipients(message)))
     if not wanted:
@@ -192,11 +216,14 @@ def deliver(
             Outcome.FAILED_PERMANENT, 0, detail="no recipients", message_id=message_id
         )
     try:
+        payload = _payload(message)
+    except UnsendableMessage as exc:
+        return DeliveryResult(Outcome.FAILED_PERMANENT, 0, detail=str(exc), message_id=message_id)
+    try:
         context = _tls_context(config) if config.starttls else None
     except (OSError, ssl.SSLError) as exc:
         detail = f"cannot load the CA file {config.ca_file}: {exc}"
         return DeliveryResult(Outcome.FAILED_PERMANENT, 0, detail=detail, message_id=message_id)
-    payload = _payload(message)
     secrets = _secret_forms(config)
 
     delivered: list[str] = []
@@ -207,8 +234,10 @@ def deliver(
     used = 0
     for attempt in range(1, max(1, attempts) + 1):
         used = attempt
-        session = _session(payload, pending, config, context, secrets)
+        session = _session(payload, pending, config, context, secrets, before_data)
         log.debug("digest %s attempt %d: %s", message_id, attempt, session.describe())
+        if session.aborted is not None:
+            raise session.aborted
         delivered += session.delivered
         refused.update(session.refused)
         failure = session.failure
@@ -263,8 +292,12 @@ class _Session:
     delivered: list[str] = field(default_factory=list)
     refused: dict[str, tuple[int, str]] = field(default_factory=dict)
     failure: _Failure | None = None
+    # What before_data raised: the session ended before DATA and deliver re-raises it.
+    aborted: Exception | None = None
 
     def describe(self) -> str:
+        if self.aborted is not None:
+            return f"stopped before DATA: {self.aborted!r}"
         if self.failure is None:
             return f"delivered to {len(self.delivered)}, refused {len(self.refused)}"
         return f"{self.failure.outcome}: {self.failure.detail}"
@@ -276,6 +309,7 @@ def _session(
     config: SmtpConfig,
     context: ssl.SSLContext | None,
     secrets: Sequence[str],
+    before_data: Callable[[], None] | None = None,
 ) -> _Session:
     """One connection, one transaction; every error is translated into a _Failure here."""
     session = _Session()
@@ -322,6 +356,12 @@ def _session(
             session.failure = _all_refused(session.refused)
             return session
         stage = "DATA"
+        if before_data is not None:
+            try:
+                before_data()
+            except Exception as exc:  # the caller's own error, not an SMTP one: handed back
+                session.aborted = exc
+                return session
         code, reply = smtp.docmd("DATA")
         if code != 354:
             session.failure = _reply_failure(stage, code, reply, secrets)
@@ -450,12 +490,44 @@ def _recipients(message: EmailMessage) -> list[str]:
     return [address for _, address in getaddresses(headers) if address]
 
 
-def _payload(message: EmailMessage) -> bytes:
-    """The DATA payload: CRLF everywhere, leading dots doubled, ending with CRLF "." CRLF."""
+class UnsendableMessage(PermanentError):
+    """A message that cannot be written out as it is (a header would change or appear)."""
+
+    def __init__(self, message_id: str, problem: str) -> None:
+        super().__init__(message_id, problem)
+        self.message_id = message_id
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return f"message {self.message_id or '(no Message-ID)'}: {self.problem}"
+
+
+def serialise(message: EmailMessage) -> bytes:
+    """The message as it goes on the wire (no Bcc), checked to read back with its own headers.
+
+    Raises UnsendableMessage when writing fails or when the written headers would be read as
+    other headers (a header value folded into a header of its own, or into the body).
+    """
+    message_id = _one_line(str(message.get("Message-ID", "")))
     if "Bcc" in message:  # the envelope carries Bcc recipients; the header must not
         message = copy.deepcopy(message)
         del message["Bcc"]
-    raw = message.as_bytes(policy=policy.SMTP)
+    try:
+        raw = message.as_bytes(policy=_WIRE_POLICY)
+    except (MessageError, ValueError, LookupError) as exc:
+        raise UnsendableMessage(message_id, f"cannot be written: {_one_line(str(exc))}") from exc
+    # Iterating a message gives its header names, in order.
+    wanted = [name.lower() for name in message]
+    found = [name.lower() for name in BytesHeaderParser(policy=policy.SMTP).parsebytes(raw)]
+    if found != wanted:
+        problem = f"its headers would be read as {', '.join(found)} instead of {', '.join(wanted)}"
+        raise UnsendableMessage(message_id, problem)
+    return raw
+
+
+def _payload(message: EmailMessage) -> bytes:
+    """The DATA payload: CRLF everywhere, leading dots doubled, ending with CRLF "." CRLF."""
+    raw = serialise(message)
     # No bare CR or LF may reach the wire: it is how "SMTP smuggling" ends DATA early.
     raw = re.sub(rb"\r\n|\r|\n", b"\r\n", raw)
     raw = re.sub(rb"(?m)^\.", b"..", raw)
@@ -500,10 +572,15 @@ def _one_line(text: str) -> str:
 
 
 class OutboxState(StrEnum):
-    """Where an alert digest is in its life: pending -> sending -> sent | failed | unknown."""
+    """Where a digest is: pending -> sending -> transmitting -> sent | failed | unknown.
+
+    ``sending``: claimed, DATA not yet given (a failure here goes back to pending or failed);
+    ``transmitting``: recorded right before DATA, so the server may have the message.
+    """
 
     PENDING = "pending"
     SENDING = "sending"
+    TRANSMITTING = "transmitting"
     SENT = "sent"
     FAILED = "failed"
     UNKNOWN = "unknown"
@@ -536,8 +613,15 @@ class Claim:
 
 
 @dataclass(frozen=True)
+class Transmit:
+    """The worker is about to give DATA: from now on the server may get the message."""
+
+    at: datetime
+
+
+@dataclass(frozen=True)
 class Attempted:
-    """``deliver`` returned ``result`` for a record in ``sending``."""
+    """``deliver`` returned ``result`` for a record in ``sending`` or ``transmitting``."""
 
     result: DeliveryResult
     at: datetime
@@ -545,7 +629,7 @@ class Attempted:
 
 @dataclass(frozen=True)
 class Interrupted:
-    """A record was found in ``sending`` with no worker left to finish it."""
+    """A record was found in ``sending`` or ``transmitting`` with no worker left to finish it."""
 
     at: datetime
 
@@ -557,7 +641,7 @@ class Resend:
     at: datetime
 
 
-OutboxEvent = Claim | Attempted | Interrupted | Resend
+OutboxEvent = Claim | Transmit | Attempted | Interrupted | Resend
 
 
 class OutboxTransitionError(PermanentError):
@@ -573,6 +657,9 @@ class OutboxTransitionError(PermanentError):
         return f"outbox record in {self.state!s}: cannot apply {self.event}: {self.problem}"
 
 
+_IN_FLIGHT = (OutboxState.SENDING, OutboxState.TRANSMITTING)
+
+
 def outbox_transition(record: OutboxRecord, event: OutboxEvent) -> OutboxRecord:
     """The record after ``event``; invalid transitions raise OutboxTransitionError."""
     state = record.state
@@ -583,10 +670,18 @@ def outbox_transition(record: OutboxRecord, event: OutboxEvent) -> OutboxRecord:
                     state, "claim", f"not due before {record.next_attempt.isoformat()}"
                 )
             return replace(record, state=OutboxState.SENDING, runs=record.runs + 1, updated=at)
-        case Attempted(result=result, at=at) if state is OutboxState.SENDING:
+        case Transmit(at=at) if state is OutboxState.SENDING:
+            return replace(record, state=OutboxState.TRANSMITTING, updated=at)
+        case Attempted(result=result, at=at) if state in _IN_FLIGHT:
             return _after_attempt(record, result, at)
         case Interrupted(at=at) if state is OutboxState.SENDING:
-            reason = "interrupted while sending; the message may have been delivered"
+            # DATA was never given, so no server has the message: send it again, now.
+            reason = "interrupted before DATA; the message was not handed over"
+            return replace(
+                record, state=OutboxState.PENDING, next_attempt=None, reason=reason, updated=at
+            )
+        case Interrupted(at=at) if state is OutboxState.TRANSMITTING:
+            reason = "interrupted while transmitting; the message may have been delivered"
             return replace(record, state=OutboxState.UNKNOWN, reason=reason, updated=at)
         case Resend(at=at) if state in (OutboxState.FAILED, OutboxState.UNKNOWN):
             return replace(

@@ -7,19 +7,21 @@ import shutil
 import struct
 import subprocess
 import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiosmtpd.smtp import SMTP, Envelope, Session
 from elasticsearch import Elasticsearch
 from smtpservers import HOST, RawSmtpServer, ScriptedHandler, closed_port, smtpd
 
 from pipeline.alerts import (
     SENDING_LEASE,
     alert_id,
+    digest_id,
     match_new,
     outbox_counts,
     send_digests,
@@ -303,23 +305,172 @@ def test_a_hostile_title_arrives_escaped_with_headers_intact(world: World) -> No
     assert "<script>" not in html
 
 
-def test_a_digest_left_sending_by_a_dead_worker_becomes_unknown(world: World) -> None:
+ENCODED_WORD_TITLE = "=?utf-8?q?NATO=0D=0ABcc:_evil@x.example=0D=0A=0D=0APhish?="
+
+
+def test_an_encoded_word_title_arrives_as_one_subject_with_exactly_the_digest_headers(
+    world: World,
+) -> None:
+    document = _demo_article(ORIGINAL, story="hostile", indexed=T0, title=ENCODED_WORD_TITLE)
+    match_new(world.es, world.names, _index(world, {"hostile": document}), now=T0)
+    handler = ScriptedHandler()
+    with smtpd(handler) as port:
+        report = send_digests(world.es, world.names, world.config, _smtp(port), now=T0)
+    assert (report.sent, report.failed, report.unknown) == (1, 0, 0)
+    (received,) = handler.received
+    assert received.rcpt_tos == [ALICE]
+    message = received.message()
+    assert message.keys() == [
+        "Subject",
+        "From",
+        "To",
+        "Date",
+        "Message-ID",
+        "Auto-Submitted",
+        "MIME-Version",
+        "Content-Type",
+    ]
+    assert (message["From"], message["To"], message["Bcc"]) == (SENDER, ALICE, None)
+    subject = str(message["Subject"]).replace("\N{ZERO WIDTH SPACE}", "")
+    assert subject == f"[newsradar] NATO enlargement: 1 new story — {ENCODED_WORD_TITLE}"
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert text.startswith("NATO enlargement: 1 new story\r\n")  # CRLF: as on the wire
+    assert text.count(ENCODED_WORD_TITLE) == 1
+    assert html.count(ENCODED_WORD_TITLE) == 1
+
+
+def test_a_digest_that_cannot_be_built_fails_with_the_reason_and_the_others_go_out(
+    es_client: Elasticsearch, es_settings: Settings
+) -> None:
+    # Passes the configuration's loose address check; as a header it decodes to CR LF + Bcc.
+    hostile = "=?utf-8?q?x=0D=0ABcc:_evil=40x.example?=@example.org"
+    world = _world(es_client, es_settings, _shipped_rule(recipients=(hostile, ALICE)))
+    match_new(world.es, world.names, _original(world), now=T0)
+    handler = ScriptedHandler()
+    with smtpd(handler) as port:
+        report = send_digests(world.es, world.names, world.config, _smtp(port), now=T0)
+        later = T0 + SENDING_LEASE + timedelta(hours=1)
+        rerun = send_digests(world.es, world.names, world.config, _smtp(port), now=later)
+    assert (report.sent, report.failed, report.unknown) == (1, 1, 0)
+    failed = next(d for d in report.digests if d.recipient == hostile)
+    assert failed.reason == f"digest recipient: {hostile!r} is not a plain e-mail address"
+    stored = world.es.get(index=world.names.alert_outbox, id=failed.digest_id)["_source"]
+    assert (stored["state"], stored["reason"]) == ("failed", failed.reason)
+    assert rerun.digests == []  # failed waits for an operator; nothing was left in flight
+    assert [r.rcpt_tos for r in handler.received] == [[ALICE]]
+
+
+def _put_in_flight(world: World, did: str, state: str) -> None:
+    """As if a worker claimed the digest at T0, reached ``state`` and was killed there."""
+    world.es.update(
+        index=world.names.alert_outbox,
+        id=did,
+        doc={"state": state, "updated": T0.isoformat()},
+        refresh=True,
+    )
+
+
+def test_a_digest_left_sending_by_a_dead_worker_is_sent_once_after_the_lease(
+    world: World,
+) -> None:
     handler = ScriptedHandler(data_replies=["451 later"])
     match_new(world.es, world.names, _original(world), now=T0)
     with smtpd(handler) as port:
         (digest,) = send_digests(world.es, world.names, world.config, _smtp(port), now=T0).digests
-        # As if a worker claimed it and died before recording what happened.
-        world.es.update(
-            index=world.names.alert_outbox,
-            id=digest.digest_id,
-            doc={"state": "sending", "updated": T0.isoformat()},
-            refresh=True,
-        )
+        _put_in_flight(world, digest.digest_id, "sending")
+        soon = T0 + timedelta(minutes=10)
+        busy = send_digests(world.es, world.names, world.config, _smtp(port), now=soon)
+        assert (busy.busy, busy.sent, busy.interrupted) == (1, 0, 0)  # its worker may be alive
         later = T0 + SENDING_LEASE + timedelta(minutes=1)
         report = send_digests(world.es, world.names, world.config, _smtp(port), now=later)
-    assert report.interrupted == 1
-    assert report.digests[0].state == "unknown"
-    assert handler.received == []
+        assert (report.interrupted, report.sent, report.unknown) == (1, 1, 0)
+        assert [d.state for d in report.digests] == ["sent"]
+        again = send_digests(world.es, world.names, world.config, _smtp(port), now=later)
+        assert again.digests == []
+    assert handler.data_commands == 2  # the 451, then the one delivery
+    (received,) = handler.received
+    assert received.message()["Message-ID"] == digest.message_id
+
+
+def test_a_digest_left_transmitting_by_a_dead_worker_becomes_unknown_and_is_not_resent(
+    world: World,
+) -> None:
+    handler = ScriptedHandler(data_replies=["451 later"])
+    match_new(world.es, world.names, _original(world), now=T0)
+    with smtpd(handler) as port:
+        (digest,) = send_digests(world.es, world.names, world.config, _smtp(port), now=T0).digests
+        _put_in_flight(world, digest.digest_id, "transmitting")
+        later = T0 + SENDING_LEASE + timedelta(minutes=1)
+        report = send_digests(world.es, world.names, world.config, _smtp(port), now=later)
+        assert (report.interrupted, report.sent, report.unknown) == (1, 0, 1)
+        (unknown,) = report.digests
+        assert unknown.state == "unknown"
+        assert "may have been delivered" in unknown.reason
+        for hours in (1, 24):
+            rerun = send_digests(
+                world.es, world.names, world.config, _smtp(port), now=later + timedelta(hours=hours)
+            )
+            assert rerun.digests == []
+    assert (handler.data_commands, handler.received) == (1, [])
+    stored = world.es.get(index=world.names.alert_outbox, id=digest.digest_id)["_source"]
+    assert stored["state"] == "unknown"
+
+
+@dataclass
+class _OutboxSpy(ScriptedHandler):
+    """A server that runs ``on_rcpt`` at each RCPT and records the stored state at DATA."""
+
+    on_rcpt: Callable[[], None] = lambda: None
+    state: Callable[[], str] = lambda: ""
+    states: list[tuple[str, str]] = field(default_factory=list)
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        self.states.append(("RCPT", self.state()))
+        self.on_rcpt()
+        return await super().handle_RCPT(server, session, envelope, address, rcpt_options)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.states.append(("DATA", self.state()))
+        return await super().handle_DATA(server, session, envelope)
+
+
+def _stored_state(world: World, did: str) -> str:
+    return str(world.es.get(index=world.names.alert_outbox, id=did)["_source"]["state"])
+
+
+def test_transmitting_is_stored_before_data_and_sending_before_it(world: World) -> None:
+    did = digest_id("nato-enlargement", ALICE, None)
+    handler = _OutboxSpy(state=lambda: _stored_state(world, did))
+    match_new(world.es, world.names, _original(world), now=T0)
+    with smtpd(handler) as port:
+        report = send_digests(world.es, world.names, world.config, _smtp(port), now=T0)
+    assert [d.state for d in report.digests] == ["sent"]
+    assert handler.states == [("RCPT", "sending"), ("DATA", "transmitting")]
+    assert _stored_state(world, did) == "sent"
+
+
+def test_a_worker_whose_claim_was_taken_over_gives_no_data(world: World) -> None:
+    did = digest_id("nato-enlargement", ALICE, None)
+
+    def recovered_elsewhere() -> None:
+        # Another worker's recovery moved the record on while this one was mid-SMTP.
+        world.es.update(index=world.names.alert_outbox, id=did, doc={"state": "pending"})
+
+    handler = _OutboxSpy(on_rcpt=recovered_elsewhere)
+    match_new(world.es, world.names, _original(world), now=T0)
+    with smtpd(handler) as port:
+        report = send_digests(world.es, world.names, world.config, _smtp(port), now=T0)
+    assert (report.busy, report.sent, report.digests) == (1, 0, [])
+    assert (handler.data_commands, handler.received) == (0, [])
+    assert _stored_state(world, did) == "pending"
 
 
 # --- the digest in a browser -------------------------------------------------------------------

@@ -166,6 +166,46 @@ def test_header_injection_through_title_adds_no_header() -> None:
     assert [r for r in message.get_all("To", [])] == ["analyst@example.org"]
 
 
+ENCODED_WORD_TITLE = "=?utf-8?q?NATO=0D=0ABcc:_evil@x.example=0D=0A=0D=0APhish?="
+
+
+@pytest.mark.parametrize("field", ["title", "rule_name"])
+def test_an_encoded_word_in_article_or_rule_text_stays_text_in_the_subject(field: str) -> None:
+    digest = _digest(_item(title=ENCODED_WORD_TITLE if field == "title" else "Story"))
+    if field == "rule_name":
+        digest = replace(digest, rule_name=ENCODED_WORD_TITLE)
+    message = _reparsed(render_digest(digest, sender=SENDER))
+    assert message.keys() == [
+        "Subject",
+        "From",
+        "To",
+        "Date",
+        "Message-ID",
+        "Auto-Submitted",
+        "MIME-Version",
+        "Content-Type",
+    ]
+    assert ENCODED_WORD_TITLE in str(message["Subject"]).replace("\N{ZERO WIDTH SPACE}", "")
+    # Bodies are not decoded, so there the text stays exactly as the article had it.
+    assert _text(message).count(ENCODED_WORD_TITLE) == 1
+
+
+def test_only_the_encoded_word_opener_changes_in_a_subject() -> None:
+    message = render_digest(_digest(_item(title="Is 2+2=4? Yes; =? no")), sender=SENDER)
+    assert message["Subject"] == (
+        "[newsradar] NATO enlargement: 1 new story — Is 2+2=4? Yes; =\N{ZERO WIDTH SPACE}? no"
+    )
+    plain = render_digest(_digest(_item(title="Is 2+2=4? Yes")), sender=SENDER)
+    assert plain["Subject"] == "[newsradar] NATO enlargement: 1 new story — Is 2+2=4? Yes"
+
+
+def test_a_recipient_that_is_an_encoded_word_is_refused() -> None:
+    hostile = "=?utf-8?q?x=0D=0ABcc:_evil=40x.example?=@example.org"
+    with pytest.raises(DigestError) as err:
+        render_digest(_digest(recipients=(hostile,)), sender=SENDER)
+    assert str(err.value) == f"digest recipient: {hostile!r} is not a plain e-mail address"
+
+
 @pytest.mark.parametrize(
     "breaker", ["\r", "\n", "\x00", "\x0b", "\x1b", "\x85", "\u2028", "\u2029"]
 )

@@ -41,14 +41,29 @@ from pipeline.mailer import (
     Outcome,
     Resend,
     SmtpConfig,
+    Transmit,
+    UnsendableMessage,
     deliver,
     outbox_transition,
+    serialise,
 )
 from pipeline.settings import load_settings
 
 SENDER = "newsradar@alerts.example.org"
 ALICE = "alice@example.org"
 BOB = "bob@example.org"
+# A title that the email package, given it as a header value, decodes into CR LF and a Bcc.
+ENCODED_WORD_TITLE = "=?utf-8?q?NATO=0D=0ABcc:_evil@x.example=0D=0A=0D=0APhish?="
+DIGEST_HEADERS = [
+    "Subject",
+    "From",
+    "To",
+    "Date",
+    "Message-ID",
+    "Auto-Submitted",
+    "MIME-Version",
+    "Content-Type",
+]
 PASSWORD = "s3cret-Pa55word!"
 START = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -348,6 +363,75 @@ def test_hostile_title_arrives_escaped_with_headers_intact() -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt; Bcc: evil@example.org" in html
 
 
+def test_an_encoded_word_title_arrives_as_text_with_exactly_the_digest_headers() -> None:
+    handler = ScriptedHandler()
+    with smtpd(handler) as port:
+        result = deliver(_message(_digest(ENCODED_WORD_TITLE)), config=_config(port))
+    assert result.outcome is Outcome.SENT
+    [received] = handler.received
+    assert received.rcpt_tos == [ALICE, BOB]
+    message = received.message()
+    assert message.keys() == DIGEST_HEADERS
+    assert message["Bcc"] is None
+    # The reader sees the title as it was (the zero-width space only breaks the "=?").
+    subject = str(message["Subject"]).replace("\N{ZERO WIDTH SPACE}", "")
+    assert subject == f"[newsradar] NATO enlargement: 1 new story — {ENCODED_WORD_TITLE}"
+    assert _body(message, "plain").count(ENCODED_WORD_TITLE) == 1
+    assert _body(message, "html").count(ENCODED_WORD_TITLE) == 1
+    assert not _body(message, "plain").startswith("Phish")
+
+
+def test_a_message_whose_headers_would_not_survive_is_never_sent() -> None:
+    message = _message()
+    # Bypasses render_digest's header text: the last line of defence is the mailer's own.
+    message.replace_header("Subject", ENCODED_WORD_TITLE)
+    with pytest.raises(UnsendableMessage) as raised:
+        serialise(message)
+    assert str(raised.value).startswith(f"message {message['Message-ID']}: ")
+    handler = ScriptedHandler()
+    with smtpd(handler) as port:
+        result = deliver(message, config=_config(port), attempts=3, sleep=Sleeps())
+    assert (result.outcome, result.attempts) == (Outcome.FAILED_PERMANENT, 0)
+    assert result.detail == str(raised.value)
+    assert (handler.mail_commands, handler.received) == (0, [])
+
+
+def test_before_data_runs_once_per_session_after_rcpt_and_before_data() -> None:
+    handler = ScriptedHandler(data_replies=["451 4.3.0 try again"])
+    seen: list[tuple[int, int]] = []
+    with smtpd(handler) as port:
+        result = deliver(
+            _message(),
+            config=_config(port),
+            attempts=2,
+            sleep=Sleeps(),
+            before_data=lambda: seen.append((handler.mail_commands, handler.data_commands)),
+        )
+    assert result.outcome is Outcome.SENT
+    assert seen == [(1, 0), (2, 1)]  # each time MAIL was accepted and DATA not yet given
+    assert len(handler.received) == 1
+
+
+def test_before_data_raising_ends_the_session_without_data_and_propagates() -> None:
+    handler = ScriptedHandler()
+
+    def claim_lost() -> None:
+        raise RuntimeError("claim lost")
+
+    with smtpd(handler) as port, pytest.raises(RuntimeError, match="claim lost"):
+        deliver(_message(), config=_config(port), attempts=3, before_data=claim_lost)
+    assert (handler.mail_commands, handler.data_commands, handler.received) == (1, 0, [])
+
+
+def test_before_data_is_not_called_when_every_recipient_is_refused() -> None:
+    refusal = ["550 5.1.1 No such user"]
+    handler = ScriptedHandler(rcpt_replies={ALICE: list(refusal), BOB: list(refusal)})
+    calls: list[None] = []
+    with smtpd(handler) as port:
+        result = deliver(_message(), config=_config(port), before_data=lambda: calls.append(None))
+    assert (result.outcome, calls, handler.data_commands) == (Outcome.FAILED_PERMANENT, [], 0)
+
+
 def test_cyrillic_and_french_survive_the_round_trip() -> None:
     title = "Расширение НАТО : l'élargissement « vers le Nord »"
     digest = _digest(title, snippet="Члены НАТО и l'OTAN — élargissement.", matched_terms=("нато",))
@@ -557,8 +641,10 @@ def _result(outcome: Outcome, detail: str = "", **kw: object) -> DeliveryResult:
 def test_outbox_happy_path() -> None:
     sending = outbox_transition(OutboxRecord(), Claim(T0))
     assert (sending.state, sending.runs) == (OutboxState.SENDING, 1)
+    transmitting = outbox_transition(sending, Transmit(T0))
+    assert (transmitting.state, transmitting.runs) == (OutboxState.TRANSMITTING, 1)
     refused = {BOB: (550, "No such user")}
-    sent = outbox_transition(sending, Attempted(_result(Outcome.SENT, refused=refused), T0))
+    sent = outbox_transition(transmitting, Attempted(_result(Outcome.SENT, refused=refused), T0))
     assert (sent.state, sent.message_id, sent.refused) == (OutboxState.SENT, "<m@x>", refused)
 
 
@@ -637,10 +723,21 @@ def test_outbox_terminal_states_wait_for_an_operator(outcome: Outcome, state: Ou
     assert (resent.state, resent.runs, resent.message_id) == (OutboxState.PENDING, 0, "<m@x>")
 
 
-def test_outbox_interrupted_send_is_unknown() -> None:
-    record = outbox_transition(OutboxRecord(), Claim(T0))
+def test_outbox_interrupted_before_data_is_pending_and_due_again() -> None:
+    failed_once = OutboxRecord(runs=1, next_attempt=T0, reason="451")
+    record = outbox_transition(failed_once, Claim(T0))
+    later = T0 + timedelta(hours=1)
+    record = outbox_transition(record, Interrupted(later))
+    assert (record.state, record.runs, record.next_attempt) == (OutboxState.PENDING, 2, None)
+    assert record.reason == "interrupted before DATA; the message was not handed over"
+    assert outbox_transition(record, Claim(later)).state is OutboxState.SENDING
+
+
+def test_outbox_interrupted_while_transmitting_is_unknown() -> None:
+    record = outbox_transition(outbox_transition(OutboxRecord(), Claim(T0)), Transmit(T0))
     record = outbox_transition(record, Interrupted(T0))
     assert record.state is OutboxState.UNKNOWN
+    assert "may have been delivered" in record.reason
 
 
 @pytest.mark.parametrize(
@@ -649,6 +746,10 @@ def test_outbox_interrupted_send_is_unknown() -> None:
         (OutboxState.PENDING, Attempted(DeliveryResult(Outcome.SENT, 1), T0)),
         (OutboxState.PENDING, Resend(T0)),
         (OutboxState.SENDING, Claim(T0)),
+        (OutboxState.PENDING, Transmit(T0)),
+        (OutboxState.TRANSMITTING, Transmit(T0)),
+        (OutboxState.TRANSMITTING, Claim(T0)),
+        (OutboxState.TRANSMITTING, Resend(T0)),
         (OutboxState.SENT, Claim(T0)),
         (OutboxState.SENT, Resend(T0)),
         (OutboxState.SENT, Interrupted(T0)),
