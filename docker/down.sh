@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # `make down`: stop what docker/up.sh started, by the pids it recorded, then the local node.
 #
-# Each was started in a session of its own, so SIGTERM goes to the whole process group: for
-# Airflow standalone that is also its scheduler, API server, DAG processor, triggerer and their
-# workers, each of which shuts down cleanly on it (standalone itself would only act on SIGINT,
-# which background jobs ignore). Whatever is left after 30 s is killed. --keep-es leaves the
-# Elasticsearch node running (it may serve others).
+# Each was started in a session of its own, so SIGTERM goes to every process of that session:
+# for the Airflow scheduler that is also its executor's workers and their tasks (which run in
+# process groups of their own, so the session, not the group, is what holds them together),
+# each of which shuts down cleanly on it. Whatever is left after 30 s is killed. --keep-es leaves the
+# Elasticsearch node running (it may serve others); a node up.sh did not start (it was given
+# NEWSRADAR_ES_URL) is never stopped.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 state="${NEWSRADAR_STATE_DIR:-$root/.local}"
@@ -18,9 +19,16 @@ for arg in "$@"; do
   esac
 done
 
-# Whether any process of group $1 is still running; zombies (exited, not yet reaped) are not.
-group_alive() {
-  ps -eo pgid=,stat= | awk -v group="$1" '$1 == group && $2 !~ /^Z/ { found = 1 } END { exit !found }'
+# The live processes of session $1; zombies (exited, not yet reaped) are not.
+session_pids() {
+  ps -eo pid=,sid=,stat= | awk -v session="$1" '$2 == session && $3 !~ /^Z/ { print $1 }'
+}
+session_alive() { [ -n "$(session_pids "$1")" ]; }
+signal_session() {  # signal_session SIGNAL SESSION
+  local pids
+  pids=$(session_pids "$2")
+  # shellcheck disable=SC2086 # one argument per pid
+  [ -z "$pids" ] || kill "-$1" $pids 2>/dev/null || true
 }
 
 stop() {  # stop NAME
@@ -29,29 +37,36 @@ stop() {  # stop NAME
     return
   fi
   pid=$(cat "$run/$name.pid")
-  if ! group_alive "$pid"; then
+  # up.sh started it with setsid: its pid is its session's id.
+  if ! session_alive "$pid"; then
     rm -f "$run/$name.pid"
     return
   fi
-  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  signal_session TERM "$pid"
   for _ in $(seq 1 30); do
-    # up.sh started it with setsid: its pid is its session's process group.
-    if ! group_alive "$pid"; then
+    if ! session_alive "$pid"; then
       rm -f "$run/$name.pid"
       echo "down: stopped $name (pid $pid)"
       return
     fi
     sleep 1
   done
-  kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+  signal_session KILL "$pid"
   rm -f "$run/$name.pid"
   echo "down: $name (pid $pid) did not stop in 30 s and was killed"
 }
 
-stop airflow
+# The scheduler first, so that it starts no more tasks; `airflow` is the standalone process
+# of earlier versions of up.sh.
+for name in airflow-scheduler airflow-triggerer airflow-dag-processor airflow-api-server airflow; do
+  stop "$name"
+done
 stop demosite
 stop mailsink
-if [ "$keep_es" = 0 ]; then
+if [ -s "$run/es.external" ]; then
+  echo "down: leaving the Elasticsearch node at $(cat "$run/es.external") alone (not started by up)"
+  rm -f "$run/es.external"
+elif [ "$keep_es" = 0 ]; then
   bash "$root/docker/es-down.sh"
 fi
 echo "down: done"

@@ -5,12 +5,15 @@
 # Central (docker/es/pom.xml), plus the project's local-node plugin (docker/es/plugin), which adds
 # the language analysers and the root URL that distribution leaves out. Everything the node
 # writes stays under .local/es, or NEWSRADAR_ES_STATE; NEWSRADAR_ES_PORT picks the HTTP port
-# (default 9200; transport on port + 100). Elasticsearch refuses to run as root, so as root the
-# node runs as the unprivileged user named by NEWSRADAR_ES_USER (default: nobody).
+# (default 9200; transport on port + 100, or NEWSRADAR_ES_TRANSPORT_PORT), NEWSRADAR_PORT_BASE
+# moves both (docker/ports.sh). Elasticsearch refuses to run as root, so as root the node runs
+# as the unprivileged user named by NEWSRADAR_ES_USER (default: nobody).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 state="${NEWSRADAR_ES_STATE:-$root/.local/es}"
-port="${NEWSRADAR_ES_PORT:-9200}"
+# shellcheck source=docker/ports.sh
+source "$root/docker/ports.sh"
+port="$newsradar_es_port"
 url="http://127.0.0.1:$port"
 es_version=8.19.21
 pointer="$root/.local/es-state"  # where the node's files are when not in .local/es (es-down)
@@ -86,7 +89,7 @@ cluster.name: newsradar-local
 node.name: local
 network.host: 127.0.0.1
 http.port: $port
-transport.port: $((port + 100))
+transport.port: $newsradar_es_transport_port
 discovery.type: single-node
 # Local and test use only: production runs with security on (docker/compose.yml).
 xpack.security.enabled: false
@@ -102,8 +105,11 @@ if [ "${#run_as[@]}" -gt 0 ]; then
 fi
 
 rm -f "$pid_file"
+# Appended, not truncated: a restart must not lose the previous start's errors.
+echo "==== es-up: starting Elasticsearch on $url at $(date -u +%Y-%m-%dT%H:%M:%SZ) ====" \
+  >>"$state/node.log"
 if ! "${run_as[@]}" env HOME="$state/tmp" ES_TMPDIR="$state/tmp" ES_JAVA_HOME="$java_home" \
-    "$home/bin/elasticsearch" -d -p "$pid_file" >"$state/node.log" 2>&1; then
+    "$home/bin/elasticsearch" -d -p "$pid_file" >>"$state/node.log" 2>&1; then
   fail "the node did not start; see $state/node.log and $state/logs/newsradar-local.log"
 fi
 
