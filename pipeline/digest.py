@@ -137,8 +137,11 @@ def render_digest(
             message[name] = value
         except (ValueError, MessageError) as exc:  # the email package's word on a bad value
             raise DigestError(name.lower(), f"cannot be a header: {exc}") from exc
-    message.set_content(_text_body(digest))
-    message.add_alternative(_html_body(digest), subtype="html")
+    try:
+        message.set_content(_text_body(digest))
+        message.add_alternative(_html_body(digest), subtype="html")
+    except (ValueError, MessageError) as exc:  # UnicodeEncodeError among them
+        raise DigestError("body", f"cannot be encoded: {exc}") from exc
     return message
 
 
@@ -249,10 +252,20 @@ def _escape(text: str) -> str:
 
 
 def _one_line(text: str) -> str:
-    """NFC text with every control or line-breaking character collapsed into single spaces."""
+    """NFC text with every control or line-breaking character collapsed into single spaces.
+
+    A lone surrogate (text decoded with "surrogateescape" somewhere upstream) cannot be written
+    as UTF-8 and would fail the whole message: it becomes U+FFFD, as a bad byte would.
+    """
+    if _has_surrogate(text):
+        text = "".join("\N{REPLACEMENT CHARACTER}" if _has_surrogate(ch) else ch for ch in text)
     text = unicodedata.normalize("NFC", text)
     cleaned = "".join(" " if unicodedata.category(ch) in _LINE_BREAKERS else ch for ch in text)
     return " ".join(cleaned.split())
+
+
+def _has_surrogate(text: str) -> bool:
+    return any("\ud800" <= ch <= "\udfff" for ch in text)
 
 
 def _when(moment: datetime) -> str:
@@ -262,7 +275,9 @@ def _when(moment: datetime) -> str:
 def _safe_url(url: str) -> str:
     """The URL if it is a plain http(s) link, else "" (javascript:, data:, file: are dropped)."""
     url = url.strip()
-    if any(unicodedata.category(ch) in _LINE_BREAKERS or ch.isspace() for ch in url):
+    if _has_surrogate(url) or any(
+        unicodedata.category(ch) in _LINE_BREAKERS or ch.isspace() for ch in url
+    ):
         return ""
     # No base: a relative link cannot be resolved here, so it is dropped too.
     return absolute_http(url, "") or ""

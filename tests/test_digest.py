@@ -199,6 +199,24 @@ def test_only_the_encoded_word_opener_changes_in_a_subject() -> None:
     assert plain["Subject"] == "[newsradar] NATO enlargement: 1 new story — Is 2+2=4? Yes"
 
 
+def test_lone_surrogates_become_replacement_characters_not_a_failed_digest() -> None:
+    # Text decoded with "surrogateescape" upstream cannot be written as UTF-8 as it is.
+    item = _item(
+        title="Bad\udc80byte",
+        snippet="NATO \udcff enlargement",
+        source="Source\ud800",
+        url="https://news.example.org/\udc80",
+    )
+    digest = replace(_digest(item), rule_name="NATO\udc80")
+    message = _reparsed(render_digest(digest, sender=SENDER))
+    assert message["Subject"] == "[newsradar] NATO\ufffd: 1 new story — Bad\ufffdbyte"
+    text = _text(message)
+    assert "1. Bad\ufffdbyte\r\n" in text
+    assert "*NATO* \ufffd *enlargement*" in text
+    assert "Source\ufffd" in text
+    assert "https://news.example.org/" not in text  # a link that cannot be written is dropped
+
+
 def test_a_recipient_that_is_an_encoded_word_is_refused() -> None:
     hostile = "=?utf-8?q?x=0D=0ABcc:_evil=40x.example?=@example.org"
     with pytest.raises(DigestError) as err:
