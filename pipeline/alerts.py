@@ -1107,15 +1107,12 @@ class _InFlight:
         if written.outcomes.get(did) == "updated" and did in written.versions:
             version = written.versions[did]
         else:
-            # A retried write whose first try landed comes back as a conflict: it is ours if
-            # the record is "transmitting" one version on, which only our write could make.
+            # A retried write whose first try landed comes back as a conflict. It is ours if
+            # the record says "transmitting" with our run and time: another worker's claim
+            # would have counted one more run.
             stored = _mget(self.es, self.names.alert_outbox, [did]).get(did)
-            if (
-                stored is None
-                or stored.source.get("state") != OutboxState.TRANSMITTING.value
-                or (stored.seq_no, stored.primary_term)
-                != (self.hit.seq_no + 1, self.hit.primary_term)
-            ):
+            mine = _record_fields(record)
+            if stored is None or _record_fields(_record(stored.source)) != mine:
                 raise _ClaimLost(did)
             version = (stored.seq_no, stored.primary_term)
         self.hit = _Hit(did, self.hit.source, *version)

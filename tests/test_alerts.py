@@ -20,6 +20,11 @@ from smtpservers import HOST, RawSmtpServer, ScriptedHandler, closed_port, smtpd
 
 from pipeline.alerts import (
     SENDING_LEASE,
+    _ClaimLost,
+    _Hit,
+    _InFlight,
+    _record,
+    _record_fields,
     alert_id,
     digest_id,
     match_new,
@@ -31,7 +36,14 @@ from pipeline.cli import main
 from pipeline.demosite import load_catalog, load_sources
 from pipeline.elastic import IndexNames, install
 from pipeline.extract import extract_article
-from pipeline.mailer import SmtpConfig
+from pipeline.mailer import (
+    Claim,
+    Interrupted,
+    OutboxState,
+    SmtpConfig,
+    Transmit,
+    outbox_transition,
+)
 from pipeline.settings import AlertRule, Config, Settings, Source, load_config, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -471,6 +483,58 @@ def test_a_worker_whose_claim_was_taken_over_gives_no_data(world: World) -> None
     assert (report.busy, report.sent, report.digests) == (1, 0, [])
     assert (handler.data_commands, handler.received) == (0, [])
     assert _stored_state(world, did) == "pending"
+
+
+def _claimed_in_flight(world: World, did: str, at: datetime) -> _InFlight:
+    """Claim the stored digest ``did`` as send_digests does, up to the point before DATA."""
+    stored = world.es.get(index=world.names.alert_outbox, id=did)
+    claimed = outbox_transition(_record(stored["_source"]), Claim(at=at))
+    written = world.es.update(
+        index=world.names.alert_outbox,
+        id=did,
+        doc=_record_fields(claimed),
+        if_seq_no=stored["_seq_no"],
+        if_primary_term=stored["_primary_term"],
+    )
+    hit = _Hit(did, stored["_source"], written["_seq_no"], written["_primary_term"])
+    return _InFlight(world.es, world.names, hit, claimed, at)
+
+
+@pytest.mark.parametrize("landed", ["ours", "another worker's claim"])
+def test_a_transmitting_write_whose_reply_was_lost_is_told_from_a_lost_claim(
+    world: World, landed: str
+) -> None:
+    handler = ScriptedHandler(data_replies=["451 later"])
+    match_new(world.es, world.names, _original(world), now=T0)
+    with smtpd(handler) as port:
+        (digest,) = send_digests(world.es, world.names, world.config, _smtp(port), now=T0).digests
+    # Microseconds: Elasticsearch keeps milliseconds, and the comparison must not care.
+    at = T0 + timedelta(minutes=6, microseconds=123_456)
+    flight = _claimed_in_flight(world, digest.digest_id, at)
+    # What a retried bulk write finds: its first try was applied, but the reply never came.
+    if landed == "ours":
+        first_try = outbox_transition(flight.record, Transmit(at=at))
+    else:
+        recovered = outbox_transition(flight.record, Interrupted(at=at))
+        first_try = outbox_transition(outbox_transition(recovered, Claim(at=at)), Transmit(at=at))
+    world.es.update(
+        index=world.names.alert_outbox,
+        id=digest.digest_id,
+        doc=_record_fields(first_try),
+        if_seq_no=flight.hit.seq_no,
+        if_primary_term=flight.hit.primary_term,
+    )
+    if landed == "ours":
+        flight.transmit()  # recognised as its own write: DATA may go ahead
+        assert flight.record.state is OutboxState.TRANSMITTING
+        stored = world.es.get(index=world.names.alert_outbox, id=digest.digest_id)
+        assert (flight.hit.seq_no, flight.hit.primary_term) == (
+            stored["_seq_no"],
+            stored["_primary_term"],
+        )
+    else:
+        with pytest.raises(_ClaimLost):
+            flight.transmit()
 
 
 # --- the digest in a browser -------------------------------------------------------------------
