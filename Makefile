@@ -50,7 +50,8 @@ test: lint typecheck browser unit
 demo: install
 	$(VENV)/bin/python -m pipeline.demo
 
-# Elasticsearch, a mail sink, `newsradar init` and Airflow standalone with our DAGs; see docker/up.sh.
+# Elasticsearch, a mail sink, `newsradar init` and Airflow (API server, scheduler, DAG processor,
+# triggerer) with our DAGs, on loopback; see docker/up.sh.
 up: install
 	bash docker/up.sh
 
