@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Final, TypeVar
 from urllib.parse import urlsplit
 
 import yaml
@@ -68,12 +68,31 @@ def parse_duration(value: str) -> int:
     return int(match.group(1)) * _DURATION_SECONDS[match.group(2)]
 
 
+# Where the local services sit above NEWSRADAR_PORT_BASE; docker/ports.sh holds the whole plan.
+_ES_PORT_OFFSET: Final = 0
+_MAIL_PORT_OFFSET: Final = 5
+_PORT_SPAN: Final = 7
+
+
+def _port_or_none(value: Any) -> int | None:
+    """``value`` as a port number, or None when it is not one (field validation then says so)."""
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        return None
+    return port if 0 < port < 65536 else None
+
+
 class Settings(BaseSettings):
     """Process-wide settings from ``NEWSRADAR_*`` environment variables (INTERFACE.md)."""
 
     model_config = SettingsConfigDict(env_prefix="NEWSRADAR_", extra="ignore", frozen=True)
 
     es_url: HttpUrl = "http://127.0.0.1:9200"
+    # The local node's port (docker/es-up.sh) and the base every local port is derived from
+    # (docker/ports.sh); they name the URL and the mail sink's port when those are not given.
+    es_port: int | None = Field(default=None, ge=1, le=65535)
+    port_base: int | None = Field(default=None, ge=1024, le=65535 - _PORT_SPAN)
     es_api_key: SecretStr | None = None
     es_ca_certs: Path | None = None
     index_prefix: str = Field(default="newsradar", pattern=r"^[a-z0-9][a-z0-9_-]{0,40}$")
@@ -94,6 +113,29 @@ class Settings(BaseSettings):
     kibana_password: SecretStr | None = None
     kibana_api_key: SecretStr | None = None
     kibana_ca_certs: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _local_ports(cls, data: Any) -> Any:
+        """Derive the local node's URL and the mail sink's port from the port variables.
+
+        Without this, NEWSRADAR_ES_PORT alone would leave the URL on 9200: another node, used
+        silently. A variable given explicitly always wins over a derived value.
+        """
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        base = _port_or_none(data.get("port_base"))
+        if "es_url" not in data:
+            port = _port_or_none(data.get("es_port"))
+            if port is None and base is not None:
+                port = base + _ES_PORT_OFFSET
+            if port is not None:
+                data["es_url"] = f"http://127.0.0.1:{port}"
+        # Only the loopback sink moves with the base; a named mail server keeps its own port.
+        if base is not None and "smtp_host" not in data and "smtp_port" not in data:
+            data["smtp_port"] = base + _MAIL_PORT_OFFSET
+        return data
 
 
 class CrawlLimits(BaseModel):

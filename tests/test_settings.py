@@ -91,6 +91,67 @@ def test_bad_environment_names_the_variable(variable: str, value: str) -> None:
     assert str(info.value).startswith(f"environment: {variable}: ")
 
 
+def test_es_port_alone_moves_the_url_to_that_port() -> None:
+    # NEWSRADAR_ES_PORT alone used to leave the URL on 9200: another node, used silently.
+    assert load_settings({"NEWSRADAR_ES_PORT": "19200"}).es_url == "http://127.0.0.1:19200"
+
+
+@pytest.mark.parametrize(
+    ("environ", "es_url", "smtp_port"),
+    [
+        ({"NEWSRADAR_PORT_BASE": "20000"}, "http://127.0.0.1:20000", 20005),
+        (
+            {"NEWSRADAR_PORT_BASE": "20000", "NEWSRADAR_ES_PORT": "19200"},
+            "http://127.0.0.1:19200",
+            20005,
+        ),
+        (
+            {"NEWSRADAR_PORT_BASE": "20000", "NEWSRADAR_ES_URL": "https://es.example.org:9243"},
+            "https://es.example.org:9243",
+            20005,
+        ),
+        (
+            {"NEWSRADAR_PORT_BASE": "20000", "NEWSRADAR_SMTP_PORT": "2525"},
+            "http://127.0.0.1:20000",
+            2525,
+        ),
+        # A named mail server keeps its own (default) port: only the loopback sink moves.
+        (
+            {"NEWSRADAR_PORT_BASE": "20000", "NEWSRADAR_SMTP_HOST": "mail.example.org"},
+            "http://127.0.0.1:20000",
+            8025,
+        ),
+        (
+            {"NEWSRADAR_ES_URL": "http://10.0.0.5:9200", "NEWSRADAR_ES_PORT": "19200"},
+            "http://10.0.0.5:9200",
+            8025,
+        ),
+    ],
+)
+def test_port_base_moves_local_addresses_and_explicit_variables_win(
+    environ: dict[str, str], es_url: str, smtp_port: int
+) -> None:
+    settings = load_settings(environ)
+    assert settings.es_url == es_url
+    assert settings.smtp_port == smtp_port
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("NEWSRADAR_ES_PORT", "nine"),
+        ("NEWSRADAR_ES_PORT", "0"),
+        ("NEWSRADAR_PORT_BASE", "80"),
+        ("NEWSRADAR_PORT_BASE", "65533"),
+    ],
+)
+def test_bad_port_variables_name_the_variable(variable: str, value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings({variable: value})
+    assert info.value.entry == variable
+    assert str(info.value).startswith(f"environment: {variable}: ")
+
+
 def test_good_files_load(tmp_path: Path) -> None:
     config = load_config(load_settings({"NEWSRADAR_CONFIG_DIR": str(_config_dir(tmp_path))}))
     assert [s.id for s in config.sources] == ["example-world", "example-sitemaps"]
