@@ -36,6 +36,7 @@ from pipeline.elastic import IndexNames
 from pipeline.errors import NewsradarError
 from pipeline.mailsink import MailSink, read_mbox
 from pipeline.search import search
+from pipeline.settings import load_settings
 
 __all__ = [
     "DEMO_CRAWL",
@@ -355,7 +356,14 @@ def _start_node(es_url: str | None) -> str:
     )
     if done.returncode != 0:
         raise DemoFailed(done.stderr.strip() or "docker/es-up.sh failed")
-    return "http://127.0.0.1:9200"
+    return local_node_url(os.environ)
+
+
+def local_node_url(environ: Mapping[str, str]) -> str:
+    """The URL of the node es-up.sh starts: it follows NEWSRADAR_ES_PORT / NEWSRADAR_PORT_BASE."""
+    # es-up.sh has already refused a bad port, so these cannot fail here.
+    ports = ("NEWSRADAR_ES_PORT", "NEWSRADAR_PORT_BASE")
+    return load_settings({k: v for k, v in environ.items() if k in ports}).es_url
 
 
 def run(

@@ -19,7 +19,7 @@ import pytest
 from elasticsearch import Elasticsearch
 from httpfaults import closed_port
 
-from pipeline.demo import demo_environment
+from pipeline.demo import demo_environment, local_node_url
 from pipeline.demosite import load_catalog
 from pipeline.errors import TransientError
 from pipeline.mailsink import MailSink, read_mbox
@@ -174,6 +174,22 @@ def test_the_demo_environment_replaces_the_callers_settings(tmp_path: Path) -> N
     assert env["NEWSRADAR_ALLOW_PRIVATE_NETWORKS"] == "1"
     assert env["AIRFLOW__CORE__DAGS_FOLDER"] == str(REPO / "dags")
     assert env["PATH"] == "/usr/bin"
+
+
+@pytest.mark.parametrize(
+    ("environ", "url"),
+    [
+        ({}, "http://127.0.0.1:9200"),
+        ({"NEWSRADAR_ES_PORT": "19200"}, "http://127.0.0.1:19200"),
+        ({"NEWSRADAR_PORT_BASE": "20000"}, "http://127.0.0.1:20000"),
+        ({"NEWSRADAR_PORT_BASE": "20000", "NEWSRADAR_ES_PORT": "19200"}, "http://127.0.0.1:19200"),
+    ],
+)
+def test_the_demo_uses_the_node_es_up_started_on_its_port(
+    environ: dict[str, str], url: str
+) -> None:
+    # It used to assume 9200 whatever port docker/es-up.sh had been given.
+    assert local_node_url(environ | {"NEWSRADAR_SMTP_PORT": "not read here"}) == url
 
 
 @pytest.mark.parametrize("script", ["up.sh", "down.sh"])
