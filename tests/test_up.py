@@ -134,6 +134,30 @@ def _free_base() -> int:
     pytest.fail("no span of free ports found between 20000 and 60000")
 
 
+def test_a_port_taken_by_another_process_stops_up_before_it_starts_anything(
+    tmp_path: Path,
+) -> None:
+    base = _free_base()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", base + 2))
+        taken.listen()
+        done = subprocess.run(
+            ["bash", str(UP)],
+            env=_clean_environ(
+                NEWSRADAR_STATE_DIR=str(tmp_path / "state"), NEWSRADAR_PORT_BASE=str(base)
+            ),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"up: port {base + 2} (airflow-api-server) is in use by another process; "
+        "set NEWSRADAR_PORT_BASE to move every port, or AIRFLOW_PORT"
+    ]
+    assert list((tmp_path / "state" / "run").glob("*")) == []
+
+
 @pytest.fixture
 def feed_server() -> Iterator[str]:
     """A loopback HTTP server with one valid feed that has nothing new."""
