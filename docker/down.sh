@@ -31,38 +31,46 @@ signal_session() {  # signal_session SIGNAL SESSION
   [ -z "$pids" ] || kill "-$1" $pids 2>/dev/null || true
 }
 
-stop() {  # stop NAME
-  local name=$1 pid
-  if [ ! -s "$run/$name.pid" ]; then
-    return
-  fi
-  pid=$(cat "$run/$name.pid")
-  # up.sh started it with setsid: its pid is its session's id.
-  if ! session_alive "$pid"; then
-    rm -f "$run/$name.pid"
-    return
-  fi
-  signal_session TERM "$pid"
-  for _ in $(seq 1 30); do
-    if ! session_alive "$pid"; then
+stop() {  # stop NAME...: SIGTERM to each in this order, then wait for all at once
+  local name pid waiting=()
+  for name in "$@"; do
+    [ -s "$run/$name.pid" ] || continue
+    pid=$(cat "$run/$name.pid")
+    # up.sh started it with setsid: its pid is its session's id.
+    if session_alive "$pid"; then
+      signal_session TERM "$pid"
+      waiting+=("$name")
+    else
       rm -f "$run/$name.pid"
-      echo "down: stopped $name (pid $pid)"
-      return
     fi
+  done
+  for _ in $(seq 1 30); do
+    local still=()
+    for name in ${waiting[@]+"${waiting[@]}"}; do
+      pid=$(cat "$run/$name.pid")
+      if session_alive "$pid"; then
+        still+=("$name")
+      else
+        rm -f "$run/$name.pid"
+        echo "down: stopped $name (pid $pid)"
+      fi
+    done
+    waiting=(${still[@]+"${still[@]}"})
+    [ "${#waiting[@]}" -gt 0 ] || return 0
     sleep 1
   done
-  signal_session KILL "$pid"
-  rm -f "$run/$name.pid"
-  echo "down: $name (pid $pid) did not stop in 30 s and was killed"
+  for name in "${waiting[@]}"; do
+    pid=$(cat "$run/$name.pid")
+    signal_session KILL "$pid"
+    rm -f "$run/$name.pid"
+    echo "down: $name (pid $pid) did not stop in 30 s and was killed"
+  done
 }
 
 # The scheduler first, so that it starts no more tasks; `airflow` is the standalone process
 # of earlier versions of up.sh.
-for name in airflow-scheduler airflow-triggerer airflow-dag-processor airflow-api-server airflow; do
-  stop "$name"
-done
-stop demosite
-stop mailsink
+stop airflow-scheduler airflow-triggerer airflow-dag-processor airflow-api-server airflow \
+  demosite mailsink
 if [ -s "$run/es.external" ]; then
   echo "down: leaving the Elasticsearch node at $(cat "$run/es.external") alone (not started by up)"
   rm -f "$run/es.external"

@@ -17,9 +17,9 @@
 # variables in this script's environment (see the README).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-cd "$root"
-state="${NEWSRADAR_STATE_DIR:-$root/.local}"
-venv="${NEWSRADAR_VENV:-$root/.venv}"
+absolute() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+state="$(absolute "${NEWSRADAR_STATE_DIR:-$root/.local}")"
+venv="$(absolute "${NEWSRADAR_VENV:-$root/.venv}")"
 run="$state/run"
 logs="$state/logs"
 
@@ -86,6 +86,8 @@ export PATH="$venv/bin:$PATH"
 config_dir="$(cd "${NEWSRADAR_CONFIG_DIR:-$root/config}" 2>/dev/null && pwd)" \
   || fail "NEWSRADAR_CONFIG_DIR ${NEWSRADAR_CONFIG_DIR:-} is not a directory"
 export NEWSRADAR_CONFIG_DIR="$config_dir"
+# Every path is absolute by now; the components (and so the tasks) run in the checkout.
+cd "$root"
 
 port_free airflow-api-server "$newsradar_airflow_port" AIRFLOW_PORT
 [ -n "$external_smtp" ] || port_free mailsink "$newsradar_smtp_port" NEWSRADAR_SMTP_PORT
