@@ -38,8 +38,6 @@ __all__ = [
 # Seconds the crawl process gets after SIGTERM to close the spider and write its summary.
 _GRACE = 15.0
 _LOG_TAIL = 20
-# Crawls of at least this many URLs normalise in worker processes (CrawlPolicy).
-BIG_CRAWL = 200
 
 
 @dataclass(frozen=True)
@@ -60,9 +58,12 @@ class CrawlPolicy:
     # Narrower than Settings.allow_private_networks: CIDRs the SSRF guard lets through.
     allowed_networks: tuple[str, ...] = ()
     log_level: str = "INFO"
-    # Processes that normalise pages; None: one per CPU for crawls of BIG_CRAWL URLs or more,
-    # none (the reactor thread does it) for smaller ones, which would not repay the start-up.
+    # Processes that normalise pages, for every crawl: the reactor thread never does it, so
+    # one pathological page cannot stall the crawl. None: one per CPU, at most one per URL.
     normalise_workers: int | None = None
+    # Seconds of CPU one page's extraction may use; over it, the page's outcome is
+    # extract_timeout and its worker is replaced. None: Settings.extract_timeout.
+    extract_timeout: float | None = None
     # Extra Scrapy settings; dict values are merged into Scrapy's component dicts (tests
     # use this to add an item pipeline or a middleware).
     scrapy_settings: Mapping[str, Any] = field(default_factory=dict)
@@ -70,6 +71,14 @@ class CrawlPolicy:
     def __post_init__(self) -> None:
         # Parsed only to check: a bad CIDR is a ConfigError here, not in the crawl process.
         AddressRule.parse(False, self.allowed_networks, where="crawl policy")
+        if self.normalise_workers is not None and self.normalise_workers < 1:
+            problem = f"{self.normalise_workers} is not at least 1 (pages normalise in workers)"
+            raise ConfigError("crawl policy", "normalise_workers", problem)
+        # NaN fails the comparison too; the cap keeps a typo from switching the guard off.
+        timeout = self.extract_timeout
+        if timeout is not None and not 0 < timeout <= 3600:
+            problem = f"{timeout!r} is not a number of seconds in (0, 3600]"
+            raise ConfigError("crawl policy", "extract_timeout", problem)
 
 
 @dataclass(frozen=True)
@@ -77,9 +86,11 @@ class CrawlOutcome:
     """What became of one requested URL. ``url`` is the candidate's canonical URL.
 
     ``outcome`` is ``normalised`` (an article; its fields are set) or why not: ``no_text``,
-    ``not_html``, ``extract_failed``, ``robots``, ``robots_deferred``, ``http_4xx``,
+    ``not_html``, ``extract_failed``, ``extract_timeout`` (extraction used more than its CPU
+    budget, CrawlPolicy.extract_timeout), ``robots``, ``robots_deferred``, ``http_4xx``,
     ``http_5xx``, ``http_429``, ``http_other`` (a status no other name covers),
-    ``bad_redirect``, ``redirect_loop``, ``too_many_redirects``, ``oversize``, ``decode``,
+    ``bad_redirect``, ``redirect_loop``, ``too_many_redirects``, ``oversize`` (too many
+    bytes, or too many HTML elements to extract), ``decode``,
     ``blocked_address``, ``blocked_scheme``, ``bad_url``, ``dns``, ``timeout``, ``connect``,
     ``protocol``, ``tls``, ``ignored`` (a request refused without a named reason),
     ``duplicate_url`` (the dupe filter dropped it: a second spelling of, or a redirect to, a
@@ -327,8 +338,10 @@ def crawl(
         return CrawlReport(requested=(), sources={}, outcomes={}, stats={}, errors=(), elapsed=0.0)
     policy = policy or CrawlPolicy()
     if policy.normalise_workers is None:
-        workers = (os.cpu_count() or 1) if len(unique) >= BIG_CRAWL else 0
+        workers = max(1, min(os.cpu_count() or 1, len(unique)))
         policy = replace(policy, normalise_workers=workers)
+    if policy.extract_timeout is None:
+        policy = replace(policy, extract_timeout=settings.extract_timeout)
     job = CrawlJob(
         candidates=tuple(unique.values()),
         languages=dict(languages or {}),

@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     smtp_from: Email = "newsradar@localhost.localdomain"
     allow_private_networks: bool = False
     contact_url: HttpUrl = "https://example.org/newsradar-contact"
+    # Seconds of CPU the crawl may spend extracting one page; over it the page's outcome is
+    # extract_timeout (pipeline.normalise.ExtractionPool).
+    extract_timeout: float = Field(default=10.0, gt=0, le=3600)
     # `newsradar kibana import`: an API key wins over user and password.
     kibana_url: HttpUrl = "http://127.0.0.1:5601"
     kibana_user: str | None = None

@@ -17,6 +17,7 @@ from scrapy.settings import Settings as ScrapySettings
 from pipeline.crawl import CrawlJob, JobFiles, read_job
 from pipeline.errors import NewsradarError
 from pipeline.fetch import user_agent
+from pipeline.normalise import DEFAULT_EXTRACT_TIMEOUT, start_fork_server
 from spiders.spiders.article import ArticleSpider
 
 _MAX_MESSAGES = 20
@@ -60,7 +61,8 @@ def scrapy_settings(job: CrawlJob, files: JobFiles) -> ScrapySettings:
             "RETRY_BACKOFF": policy.retry_backoff,
             "RETRY_AFTER_MAX": policy.retry_after_max,
             "LOG_LEVEL": policy.log_level,
-            "NORMALISE_WORKERS": policy.normalise_workers or 0,
+            "NORMALISE_WORKERS": policy.normalise_workers or 1,
+            "EXTRACT_TIMEOUT": policy.extract_timeout or DEFAULT_EXTRACT_TIMEOUT,
             "OUTCOMES_FILE": str(files.outcomes),
             "NEWSRADAR_INDEX": job.index,
             "NEWSRADAR_RUN_ID": job.run_id,
@@ -127,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NewsradarError as exc:
         print(f"spiders.run: {exc}", file=sys.stderr)
         return 2
+    # The extraction workers' fork server loads its models while Scrapy starts up.
+    start_fork_server()
     error_log = _ErrorLog()
     logging.getLogger().addHandler(error_log)
     process = AsyncCrawlerProcess(scrapy_settings(job, files))

@@ -91,6 +91,9 @@ DOWNLOADER_MIDDLEWARES = {
 ITEM_PIPELINES = {
     "spiders.pipelines.normalise.NormalisePipeline": 300,
 }
+# --- extraction: in worker processes, each page under a CPU budget (pipeline.normalise) ---
+NORMALISE_WORKERS = 1  # run.py sets it per job
+EXTRACT_TIMEOUT = 10.0  # seconds of CPU per page; run.py sets Settings.extract_timeout
 EXTENSIONS = {
     "spiders.extensions.outcomes.OutcomeLedger": 100,
 }

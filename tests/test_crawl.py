@@ -7,6 +7,7 @@ import gzip
 import ipaddress
 import logging
 import pickle
+import random
 import re
 import ssl
 import threading
@@ -22,6 +23,7 @@ from typing import Any
 import brotli  # type: ignore[import-untyped]
 import pytest
 from backports import zstd
+from elasticsearch import Elasticsearch
 from httpfaults import FaultHandler, FaultServer, Route, closed_port, gzip_bomb, stall
 from scrapy import Request
 from scrapy.http import Response
@@ -35,16 +37,19 @@ from pipeline.crawl import (
     CrawlReport,
     crawl,
 )
+from pipeline.crawl_frontier import crawl_frontier
 from pipeline.demosite import CatalogEntry, DemoSite, load_catalog
 from pipeline.discover import Candidate, discover_source
+from pipeline.elastic import IndexNames, install
 from pipeline.errors import PermanentError, UrlFailure
 from pipeline.fetch import AddressRule, FetchPolicy, FetchResult, user_agent
-from pipeline.settings import Settings
+from pipeline.frontier import FrontierRecord, enqueue
+from pipeline.settings import Config, Settings, Source
 from pipeline.urls import UnsupportedURL, canonicalize_url, url_id
 from spiders.exceptions import Ignored
 from spiders.items import FetchedPage
 from spiders.middlewares.httpcompression import HttpCompressionMiddleware
-from spiders.pipelines.normalise import NormalisePipeline
+from spiders.pipelines.normalise import NormalisePipeline, _reason
 
 TESTS = Path(__file__).resolve().parent
 TLS = TESTS / "fixtures" / "feeds" / "tls"
@@ -473,13 +478,13 @@ def test_one_odd_page_does_not_fail_the_crawl(faults: FaultCrawl) -> None:
 # --------------------------------------------------------------------------- components alone
 
 
-def _fetched_page(url: str = "http://127.0.0.1/article.html") -> FetchedPage:
+def _fetched_page(url: str = "http://127.0.0.1/article.html", body: bytes = ARTICLE) -> FetchedPage:
     result = FetchResult(
         url=url,
         requested_url=url,
         status=200,
         headers={"content-type": "text/html; charset=utf-8"},
-        body=ARTICLE,
+        body=body,
         not_modified=False,
         redirect_chain=(),
         elapsed=0.0,
@@ -487,23 +492,37 @@ def _fetched_page(url: str = "http://127.0.0.1/article.html") -> FetchedPage:
     return FetchedPage(candidate=_candidate(url), result=result, fetched_at=NOW)
 
 
+@pytest.fixture(scope="module")
+def normalising() -> Iterator[NormalisePipeline]:
+    """The item pipeline with its worker pool started, as a crawl opens it."""
+    pipeline = NormalisePipeline(workers=1, budget=5.0)
+    pipeline.open_spider()
+    yield pipeline
+    pipeline.close_spider()
+
+
 @pytest.mark.parametrize(
-    ("error", "outcome", "detail"),
+    ("url", "body", "outcome", "detail"),
     [
-        (UrlFailure("u", "no_text", "3 characters"), "no_text", "3 characters"),
-        (UnsupportedURL("https://www.google.com/amp/", "no host"), "bad_url", "no host"),
-        (PermanentError("odd"), "extract_failed", "PermanentError: odd"),
+        (
+            "http://127.0.0.1/empty.html",
+            b"<html><body></body></html>",
+            "no_text",
+            "the extractor found no main text",
+        ),
+        (
+            "ftp://127.0.0.1/article.html",
+            ARTICLE,
+            "bad_url",
+            "scheme 'ftp' is not http or https",
+        ),
     ],
 )
 def test_a_permanent_error_is_the_pages_outcome(
-    monkeypatch: pytest.MonkeyPatch, error: PermanentError, outcome: str, detail: str
+    normalising: NormalisePipeline, url: str, body: bytes, outcome: str, detail: str
 ) -> None:
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise error
-
-    monkeypatch.setattr("spiders.pipelines.normalise.normalise_page", refuse)
-    page = _fetched_page()
-    result = asyncio.run(NormalisePipeline().process_item(page))
+    page = _fetched_page(url, body)
+    result = asyncio.run(normalising.process_item(page))
     assert isinstance(result, CrawlOutcome)
     assert (result.url, result.outcome, result.detail, result.status) == (
         page.url,
@@ -513,12 +532,29 @@ def test_a_permanent_error_is_the_pages_outcome(
     )
 
 
-def test_a_bug_in_normalising_still_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(*args: object, **kwargs: object) -> None:
-        raise KeyError("a bug, not a fact about the page")
+@pytest.mark.parametrize(
+    ("error", "outcome", "detail"),
+    [
+        (UrlFailure("u", "extract_timeout", "over budget"), "extract_timeout", "over budget"),
+        (UnsupportedURL("https://www.google.com/amp/", "no host"), "bad_url", "no host"),
+        (PermanentError("odd"), "extract_failed", "PermanentError: odd"),
+    ],
+)
+def test_each_permanent_error_names_its_outcome(
+    error: PermanentError, outcome: str, detail: str
+) -> None:
+    assert _reason(error) == (outcome, detail)
 
-    monkeypatch.setattr("spiders.pipelines.normalise.normalise_page", broken)
-    with pytest.raises(KeyError):
+
+def test_a_bug_in_normalising_still_fails_loudly(normalising: NormalisePipeline) -> None:
+    # No body at all: normalise_page fails in its worker on something that is not a page.
+    page = _fetched_page(body=None)  # type: ignore[arg-type]
+    with pytest.raises(AttributeError):
+        asyncio.run(normalising.process_item(page))
+
+
+def test_a_page_is_never_normalised_before_the_pool_is_open() -> None:
+    with pytest.raises(RuntimeError, match="before open_spider"):
         asyncio.run(NormalisePipeline().process_item(_fetched_page()))
 
 
@@ -663,3 +699,86 @@ def test_a_crawl_that_overruns_its_timeout_is_stopped_and_fails() -> None:
     report = failed.value.report
     assert any("did not finish within 2 s" in error for error in report.errors)
     assert report.missing == (url,)
+
+
+# --------------------------------------------------------------------------- CPU budget
+
+# Under the element cap (pipeline.extract.MAX_ELEMENTS), yet seconds of CPU to extract: the
+# budget, not the cap, stops it.
+SLOW_PAGE = b"<html><body>" + b"<p>lorem ipsum dolor sit</p>\n" * 45_000 + b"</body></html>"
+# The page that once held a crawl for minutes (8.7 MB): the element cap refuses it at once.
+HUGE_PAGE = b"<html><body>" + b"<p>lorem ipsum dolor sit</p>\n" * 300_000 + b"</body></html>"
+OVER_BUDGET = (
+    "over the 1 s CPU budget; the worker was stopped",
+    # On a machine so busy that 1 s of CPU takes longer than the wall-clock backstop.
+    "no result within 8 s of wall-clock time",
+)
+
+
+def _story(number: int) -> bytes:
+    """A distinct article: the same words in an order of its own, so dedup keeps each."""
+    words = (_PARAGRAPH * 6).split()
+    random.Random(number).shuffle(words)
+    text = " ".join(words)
+    return (
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>Harbour report {number}</title></head><body><article>"
+        f"<h1>Harbour report {number}</h1><p>{text}</p><p>{text[::-1]}</p>"
+        f"</article></body></html>"
+    ).encode()
+
+
+def _html(body: bytes) -> Route:
+    def route(handler: FaultHandler) -> None:
+        handler.reply(200, body, content_type="text/html; charset=utf-8")
+
+    return route
+
+
+def test_a_page_over_the_cpu_budget_is_its_outcome_and_the_crawl_goes_on(
+    es_client: Elasticsearch, es_settings: Settings
+) -> None:
+    names = IndexNames(es_settings.index_prefix)
+    install(es_client, names.prefix)
+    settings = es_settings.model_copy(
+        update={"allow_private_networks": True, "extract_timeout": 1.0}
+    )
+    with FaultServer() as server:
+        server.routes.update({f"/story-{i}.html": _html(_story(i)) for i in range(4)})
+        server.routes.update({"/slow.html": _html(SLOW_PAGE), "/huge.html": _html(HUGE_PAGE)})
+        urls = {path: canonicalize_url(server.url(path)) for path in server.routes}
+        records = [
+            FrontierRecord(url=url, canonical_url=url, source="budget", via="feed", discovered=NOW)
+            for url in urls.values()
+        ]
+        assert enqueue(es_client, names, records, run_id=None).new == 6
+        es_client.indices.refresh(index=names.frontier)
+        source = Source(id="budget", name="Budget", homepage=server.url("/"), language="en")
+        config = Config(settings=settings, sources=(source,), alerts=())
+        # No policy timeout: the budget comes from the settings, as NEWSRADAR_EXTRACT_TIMEOUT.
+        run = crawl_frontier(config, es_client, now=NOW, policy=FAST)
+
+    report = run.report
+    assert report is not None and report.ok, report and report.errors
+    slow = report.outcomes[urls["/slow.html"]]
+    assert (slow.outcome, slow.status) == ("extract_timeout", 200)
+    assert slow.detail in OVER_BUDGET
+    huge = report.outcomes[urls["/huge.html"]]
+    assert (huge.outcome, huge.detail) == ("oversize", "300002 HTML elements > 50000")
+    assert run.outcomes == {"budget": Counter(indexed=4, extract_timeout=1, oversize=1)}
+
+    # Each outcome is on its URL's frontier record; the stories are indexed.
+    es_client.indices.refresh(index=names.pattern)
+    stored = es_client.mget(index=names.frontier, ids=[url_id(u) for u in urls.values()])
+    record = {doc["_source"]["url"]: doc["_source"] for doc in stored["docs"]}
+    assert (record[urls["/slow.html"]]["state"], record[urls["/slow.html"]]["outcome"]) == (
+        "failed",
+        "extract_timeout",
+    )
+    assert record[urls["/slow.html"]]["outcome_detail"] in OVER_BUDGET
+    assert record[urls["/huge.html"]]["outcome"] == "oversize"
+    stories = [urls[f"/story-{i}.html"] for i in range(4)]
+    assert {record[url]["state"] for url in stories} == {"done"}
+    articles = es_client.mget(index=names.articles, ids=[url_id(url) for url in stories])
+    assert all(doc["found"] for doc in articles["docs"])
+    assert es_client.count(index=names.articles)["count"] == 4

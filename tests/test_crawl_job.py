@@ -17,11 +17,13 @@ from pipeline.crawl import (
     CrawlPolicy,
     JobFiles,
     crawl,
+    read_job,
     write_job,
 )
 from pipeline.discover import Candidate
 from pipeline.errors import ConfigError
-from pipeline.settings import Settings
+from pipeline.settings import Settings, load_settings
+from spiders.run import scrapy_settings
 
 TESTS = Path(__file__).resolve().parent
 URL = "http://127.0.0.1:9/old-news.html"  # never fetched: the crawl process dies first
@@ -87,3 +89,48 @@ def test_a_reused_workdir_does_not_report_the_previous_run(
 def test_a_bad_cidr_is_a_config_error_naming_it() -> None:
     with pytest.raises(ConfigError, match=re.escape("'10.0.0.0/33'")):
         CrawlPolicy(allowed_networks=("127.0.0.1/32", "10.0.0.0/33"))
+
+
+def test_the_extraction_budget_travels_with_the_job(tmp_path: Path) -> None:
+    files = JobFiles(tmp_path)
+    job = CrawlJob(
+        candidates=(_candidate(URL),),
+        languages={},
+        allow_private_networks=False,
+        contact_url="https://example.org/contact",
+        policy=CrawlPolicy(normalise_workers=2, extract_timeout=2.5),
+    )
+    write_job(job, files)
+    assert read_job(files) == job
+    settings = scrapy_settings(job, files)
+    assert (settings.getint("NORMALISE_WORKERS"), settings.getfloat("EXTRACT_TIMEOUT")) == (2, 2.5)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"normalise_workers": 0}, "crawl policy: normalise_workers: 0 is not at least 1"),
+        ({"extract_timeout": 0.0}, "crawl policy: extract_timeout: 0.0 is not a number of seconds"),
+        ({"extract_timeout": float("nan")}, "crawl policy: extract_timeout: nan is not a number"),
+        ({"extract_timeout": 7200.0}, "crawl policy: extract_timeout: 7200.0 is not a number"),
+    ],
+)
+def test_a_bad_extraction_policy_is_a_config_error_naming_it(
+    values: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        CrawlPolicy(**values)
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "ten", "nan", "inf", "3601"])
+def test_a_bad_extract_timeout_variable_is_one_line_naming_it(raw: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_settings({"NEWSRADAR_EXTRACT_TIMEOUT": raw})
+    line = str(refused.value)
+    assert line.startswith("environment: NEWSRADAR_EXTRACT_TIMEOUT: ")
+    assert "\n" not in line
+
+
+def test_the_extraction_budget_defaults_to_ten_seconds_and_reads_the_variable() -> None:
+    assert load_settings({}).extract_timeout == 10.0
+    assert load_settings({"NEWSRADAR_EXTRACT_TIMEOUT": "2.5"}).extract_timeout == 2.5

@@ -474,3 +474,31 @@ def test_article_is_frozen() -> None:
     article = extract("canonical.html")
     with pytest.raises(dataclasses.FrozenInstanceError):
         article.title = "changed"  # type: ignore[misc]
+
+
+# --- pathological markup ----------------------------------------------------------------
+
+
+def _paragraphs(count: int) -> bytes:
+    return b"<html><body>" + b"<p>lorem ipsum dolor sit</p>\n" * count + b"</body></html>"
+
+
+def test_a_page_of_too_many_elements_is_oversize_before_the_heavy_work() -> None:
+    # The page that once took minutes: 300k tiny paragraphs, 8.7 MB. lxml counts them in
+    # milliseconds; trafilatura never sees them.
+    with pytest.raises(ExtractionError) as refused:
+        extract_article(_paragraphs(300_000), "https://www.example.com/p", fetched_at=FETCHED)
+    assert (refused.value.reason, refused.value.detail) == (
+        "oversize",
+        "300002 HTML elements > 50000",
+    )
+
+
+def test_max_elements_counts_every_element() -> None:
+    body = _paragraphs(300)  # html, body and 300 p
+    with pytest.raises(ExtractionError, match="302 HTML elements > 301"):
+        extract_article(body, "https://www.example.com/p", fetched_at=FETCHED, max_elements=301)
+    article = extract_article(
+        body, "https://www.example.com/p", fetched_at=FETCHED, max_elements=302
+    )
+    assert article.text.startswith("lorem ipsum dolor sit")

@@ -4,28 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING, Any, Self
 
 from pipeline.crawl import CrawlOutcome
-from pipeline.dedup import DEFAULT_CONFIG, fingerprint
 from pipeline.errors import PermanentError, UrlFailure
-from pipeline.language import detect_language
-from pipeline.normalise import normalise_page
+from pipeline.normalise import DEFAULT_EXTRACT_TIMEOUT, ExtractionPool
 from pipeline.urls import UnsupportedURL
 from spiders.items import FetchedPage, NormalisedPage
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from scrapy.crawler import Crawler
 
 logger = logging.getLogger(__name__)
 
-_WARM_UP = "The harbour authority said on Tuesday that the new terminal will open in spring."
-
 
 class NormalisePipeline:
     """Calls pipeline.normalise.normalise_page on each FetchedPage; other items pass through.
+
+    Pages are normalised in ``workers`` processes (pipeline.normalise.ExtractionPool), never on
+    the reactor thread: extraction is CPU-bound, and one pathological page would otherwise
+    stall the whole crawl. Each page gets ``budget`` seconds of CPU; a page over it is the
+    outcome ``extract_timeout``, its worker is replaced, and the crawl goes on.
 
     No dedup verdict here: that needs the index. The outcome carries what dedup will need,
     the content hash and the MinHash band keys.
@@ -34,63 +35,55 @@ class NormalisePipeline:
     item (outcome ``error``) and so the crawl.
     """
 
-    def __init__(self, *, index: bool = False, workers: int = 0) -> None:
+    def __init__(
+        self, *, index: bool = False, workers: int = 1, budget: float = DEFAULT_EXTRACT_TIMEOUT
+    ) -> None:
         self.index = index
         self.workers = workers
-        self._pool: ProcessPoolExecutor | None = None
+        self.budget = budget
+        self._pool: ExtractionPool | None = None
+        self._started: Future[None] | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         # With indexing on, the article travels on to IndexPipeline; else its outcome is final.
         return cls(
             index=crawler.settings.getbool("NEWSRADAR_INDEX"),
-            workers=crawler.settings.getint("NORMALISE_WORKERS", 0),
+            workers=crawler.settings.getint("NORMALISE_WORKERS", 1),
+            budget=crawler.settings.getfloat("EXTRACT_TIMEOUT", DEFAULT_EXTRACT_TIMEOUT),
         )
 
     def open_spider(self) -> None:
-        """Load the language model and the MinHash permutations before the first download.
-
-        With ``workers`` > 0, pages are normalised in that many worker processes: extraction
-        is CPU-bound and would otherwise hold the reactor thread (and the GIL) for every page.
-        """
-        # They load on first use (~3 s together); done mid-crawl, that would stall the
-        # reactor while responses and retry timers wait.
-        if self.workers <= 0:
-            _warm_up()
-            return
-        # Spawned, not forked: the crawl process already runs threads.
-        self._pool = ProcessPoolExecutor(
-            max_workers=self.workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_warm_up,
-        )
-        for ready in [self._pool.submit(_ready) for _ in range(self.workers)]:
-            ready.result()
+        """Start the workers; the first downloads go out while they load the models."""
+        self._pool = ExtractionPool(self.workers, self.budget)
+        self._started = self._pool.start()
 
     def close_spider(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.close()
             self._pool = None
 
     async def process_item(self, item: Any) -> Any:
         """A CrawlOutcome for a FetchedPage; anything else unchanged."""
         if not isinstance(item, FetchedPage):
             return item
+        if self._pool is None or self._started is None:
+            raise RuntimeError("NormalisePipeline.process_item before open_spider")
         result = item.result
         candidate = item.candidate
-        options: dict[str, Any] = {
-            "source": candidate.source,
-            "fetched_at": item.fetched_at,
-            "language_hint": item.language_hint,
-            "feed_title": candidate.title,
-            "feed_published": candidate.published_raw,
-        }
         try:
-            if self._pool is None:
-                article = normalise_page(result, **options)
-            else:
-                job = self._pool.submit(normalise_page, result, **options)
-                article = await asyncio.wrap_future(job)
+            # Not on the reactor thread: submitting before the workers are up would block.
+            await asyncio.wrap_future(self._started)
+            article = await asyncio.wrap_future(
+                self._pool.submit(
+                    result,
+                    source=candidate.source,
+                    fetched_at=item.fetched_at,
+                    language_hint=item.language_hint,
+                    feed_title=candidate.title,
+                    feed_published=candidate.published_raw,
+                )
+            )
         except PermanentError as exc:
             # One unusable page is that page's outcome, never the whole crawl's failure.
             reason, detail = _reason(exc)
@@ -121,20 +114,6 @@ class NormalisePipeline:
         if self.index:
             return NormalisedPage(page=item, article=article, outcome=outcome)
         return outcome
-
-
-def _warm_up() -> None:
-    detect_language("", _WARM_UP)
-    fingerprint(
-        _WARM_UP,
-        num_perm=DEFAULT_CONFIG.num_perm,
-        bands=DEFAULT_CONFIG.bands,
-        rows=DEFAULT_CONFIG.rows,
-    )
-
-
-def _ready() -> bool:
-    return True
 
 
 def _reason(exc: PermanentError) -> tuple[str, str]:
