@@ -5,7 +5,12 @@ through a sitemap with pipeline.discover, and runs the Scrapy crawl stage (fetch
 dedup + index into the local Elasticsearch node, in its own process) over them, under a
 throwaway index prefix removed afterwards. Prints pages/s and the outcome counts.
 
+``--slow-pages N`` adds N pathological pages (45,000 tiny paragraphs: seconds of CPU each to
+extract) and ``--extract-timeout S`` sets the per-page CPU budget: those pages end as
+``extract_timeout`` while the crawl goes on.
+
     .venv/bin/python bench/bench_crawl.py [--pages 2000] [--concurrency 8] [--no-index]
+        [--slow-pages 0] [--extract-timeout 10]
 """
 
 from __future__ import annotations
@@ -68,7 +73,11 @@ class StaticHandler(BaseHTTPRequestHandler):
         """Quiet."""
 
 
-def _build_site(count: int, base: str) -> dict[str, bytes]:
+# Under the element cap of pipeline.extract, yet about 4 s of CPU to extract.
+SLOW_PAGE = b"<html><body>" + b"<p>lorem ipsum dolor sit</p>\n" * 45_000 + b"</body></html>"
+
+
+def _build_site(count: int, base: str, slow: int = 0) -> dict[str, bytes]:
     rng = random.Random(7)
     pages: dict[str, bytes] = {}
     entries: list[str] = []
@@ -80,6 +89,10 @@ def _build_site(count: int, base: str) -> dict[str, bytes]:
             f"<url><loc>{escape(base + path)}</loc>"
             f"<lastmod>{page.published.isoformat()}</lastmod></url>"
         )
+    for index in range(slow):
+        path = f"/slow/{index}.html"
+        pages[path] = SLOW_PAGE
+        entries.append(f"<url><loc>{escape(base + path)}</loc></url>")
     pages["/sitemap.xml"] = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n'
@@ -96,16 +109,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pages", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--no-index", action="store_true", help="fetch + normalise only")
+    parser.add_argument("--slow-pages", type=int, default=0, help="pathological pages to add")
+    parser.add_argument("--extract-timeout", type=float, default=10.0, help="CPU s per page")
     args = parser.parse_args(argv)
     index = not args.no_index
     prefix = f"bench-crawl-{int(time.time())}"
 
     server = StaticSite(("127.0.0.1", 0), StaticHandler)
     base = f"http://127.0.0.1:{server.server_address[1]}"
-    server.pages = _build_site(args.pages, base)
+    server.pages = _build_site(args.pages, base, args.slow_pages)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     settings = load_settings(
-        {"NEWSRADAR_ALLOW_PRIVATE_NETWORKS": "1", "NEWSRADAR_INDEX_PREFIX": prefix}
+        {
+            "NEWSRADAR_ALLOW_PRIVATE_NETWORKS": "1",
+            "NEWSRADAR_INDEX_PREFIX": prefix,
+            "NEWSRADAR_EXTRACT_TIMEOUT": str(args.extract_timeout),
+        }
     )
     es = connect(settings)
     if index:
@@ -139,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     fetched = len(report.outcomes)
     print("command: " + shlex.join([sys.executable, *sys.argv]))
     print(f"site: {args.pages} generated pages in 6 languages on loopback, sitemap discovery")
+    if args.slow_pages:
+        print(f"plus {args.slow_pages} pathological pages; budget {args.extract_timeout:g} s CPU")
     print(f"{'stage':<36}{'pages':>7}{'seconds':>10}{'pages/s':>10}")
     print(f"{'discover (sitemap)':<36}{len(found.candidates):>7}{discovered:>10.2f}{'':>10}")
     rate = fetched / report.elapsed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import signal
 from collections.abc import Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -90,6 +91,14 @@ def test_the_budget_is_per_page_not_per_worker(pool: ExtractionPool) -> None:
     # Each page well under the budget, together well over it: none is stopped.
     for _ in range(40):
         _normalise(pool, ARTICLE)
+
+
+def test_a_pool_closed_while_it_starts_leaves_no_worker_behind() -> None:
+    before = set(multiprocessing.active_children())
+    pool = ExtractionPool(workers=2, budget=1.0)
+    pool.start()
+    pool.close()  # at once: as a crawl whose every URL failed before its first page
+    assert set(multiprocessing.active_children()) - before == set()
 
 
 def _expired(exitcode: int) -> ProcessExpired:
