@@ -119,20 +119,29 @@ class ExtractionPool:
     A page that uses more than ``budget`` seconds of CPU is stopped by the kernel: a profiling
     timer armed for that page alone sends SIGPROF, whose default action ends the worker even
     inside lxml's C code. Its future fails with ExtractionError ``extract_timeout`` and pebble
-    forks a fresh worker in its place; the other pages go on. Workers are forked from a fork
+    forks a fresh worker in its place; the other pages go on. A page still without a result
+    after ``wall_limit`` seconds by the clock (default three budgets and 5 s: a worker that
+    hangs without using CPU) is stopped the same way. Workers are forked from a fork
     server that loaded the models once (``pipeline.normalise_preload``), so starting or
     replacing one costs milliseconds; the fork server is single-threaded, so forking it is
     safe where forking the threaded caller (a Scrapy crawl) is not.
     """
 
-    def __init__(self, workers: int, budget: float = DEFAULT_EXTRACT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        workers: int,
+        budget: float = DEFAULT_EXTRACT_TIMEOUT,
+        *,
+        wall_limit: float | None = None,
+    ) -> None:
         if workers < 1:
             raise ConfigError("extraction pool", "workers", f"{workers} is not at least 1")
         if not budget > 0:  # also refuses NaN
             raise ConfigError("extraction pool", "budget", f"{budget!r} is not a positive number")
         self.workers = workers
         self.budget = budget
-        self.wall_limit = budget * _WALL_FACTOR + _WALL_SLACK
+        # The backstop for a worker that hangs without using CPU; see _WALL_FACTOR.
+        self.wall_limit = wall_limit or budget * _WALL_FACTOR + _WALL_SLACK
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload([_PRELOAD])  # before the first start; start_fork_server
         self._pool = ProcessPool(max_workers=workers, initializer=_worker_start, context=context)

@@ -50,7 +50,8 @@ def _fetched(body: bytes, url: str = "http://127.0.0.1/article.html") -> FetchRe
 
 @pytest.fixture(scope="module")
 def pool() -> Iterator[ExtractionPool]:
-    with ExtractionPool(workers=1, budget=BUDGET) as running:
+    # A wall-clock backstop far away: on a busy machine it must not be what stops a page.
+    with ExtractionPool(workers=1, budget=BUDGET, wall_limit=300.0) as running:
         running.start().result(timeout=120)
         yield running
 
@@ -76,6 +77,19 @@ def test_a_page_over_the_cpu_budget_is_extract_timeout_and_the_worker_is_replace
     # The pool's only worker was killed; its replacement takes the next page.
     article = _normalise(pool, ARTICLE)
     assert getattr(article, "source", None) == "s"
+
+
+def test_a_page_past_the_wall_clock_backstop_is_extract_timeout_too() -> None:
+    # The backstop is for a worker that hangs without using CPU; here it simply comes first.
+    # SLOW needs seconds of CPU, so more than 1 s by any clock.
+    with ExtractionPool(workers=1, budget=60.0, wall_limit=1.0) as pool:
+        pool.start().result(timeout=120)
+        with pytest.raises(ExtractionError) as stopped:
+            _normalise(pool, SLOW, "http://127.0.0.1/slow.html")
+        assert (stopped.value.reason, stopped.value.detail) == (
+            "extract_timeout",
+            "no result within 1 s of wall-clock time",
+        )
 
 
 def test_the_pages_own_refusals_and_bugs_come_back_unchanged(pool: ExtractionPool) -> None:
