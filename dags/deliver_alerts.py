@@ -1,9 +1,10 @@
 """deliver_alerts: mail the alert digests that are due.
 
 Every five minutes, and as soon as an ingest announces new alerts on the alert-outbox asset.
-The outbox makes any number of runs safe: a digest goes pending -> sending -> sent, at most
-one per recipient and rule interval, and one cut off mid-send becomes ``unknown``, never sent
-twice (``newsradar alerts resend`` decides).
+The outbox makes any number of runs safe: a digest goes pending -> sending -> transmitting ->
+sent, at most one per recipient and rule interval. One cut off before DATA is sent again; one
+cut off after DATA began becomes ``unknown``, never sent twice (``newsradar alerts resend``
+decides).
 """
 
 from __future__ import annotations
