@@ -12,6 +12,7 @@ from pathlib import Path
 
 import feedparser
 import pytest
+import time_machine
 from httpfaults import FaultHandler, FaultServer
 
 from pipeline.feeds import (
@@ -93,9 +94,11 @@ def test_slash_date_keeps_the_raw_string_and_is_not_misread() -> None:
     assert entry.published_raw == "2016/6/29 15:07:41"
     assert entry.published == datetime(2016, 6, 29, 15, 7, 41, tzinfo=UTC)
     # the reason we never use *_parsed: feedparser misreads the same item, filling the parts it
-    # cannot read from today's date, so only "not the real date" is stable across days
-    raw = feedparser.parse(io.BytesIO((FIXTURES / "rss20.xml").read_bytes()))
-    assert tuple(raw.entries[1].published_parsed[:3]) != (2016, 6, 29)
+    # cannot read from today's date; the clock is frozen on two days to show both misreadings
+    for today, misread in (("2026-11-15", (2016, 11, 1)), ("2026-12-01", (2016, 12, 1))):
+        with time_machine.travel(datetime.fromisoformat(f"{today}T12:00:00+00:00"), tick=False):
+            raw = feedparser.parse(io.BytesIO((FIXTURES / "rss20.xml").read_bytes()))
+        assert tuple(raw.entries[1].published_parsed[:3]) == misread
 
 
 def test_implausible_dates_are_rejected_and_recorded() -> None:
