@@ -46,9 +46,9 @@ browser:
 
 test: lint typecheck browser unit
 
-# The main job over the demo site through Airflow, offline; see pipeline/demo.py.
+# The main job over the demo site through Airflow, offline; see devtools/demo.py.
 demo: install
-	$(VENV)/bin/python -m pipeline.demo
+	$(VENV)/bin/python -m devtools.demo
 
 # Elasticsearch, a mail sink, `newsradar init` and Airflow (API server, scheduler, DAG processor,
 # triggerer) with our DAGs, on loopback; see docker/up.sh.
@@ -59,7 +59,7 @@ down:
 	bash docker/down.sh
 
 site: install
-	$(VENV)/bin/python -m pipeline.demosite
+	$(VENV)/bin/python -m devtools.demosite
 
 bench: install es-up
 	$(VENV)/bin/python bench/bench_extract.py

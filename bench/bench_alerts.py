@@ -25,10 +25,10 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from elasticsearch import Elasticsearch, helpers
 
-from pipeline.alerts import match_new, send_digests, store_rules
-from pipeline.elastic import IndexNames, install
-from pipeline.mailer import SmtpConfig
+from pipeline.alerts.outbox import match_new, send_digests, store_rules
+from pipeline.alerts.smtp import SmtpConfig
 from pipeline.settings import Config, Source, load_config, load_settings
+from pipeline.store.client import IndexNames, install
 
 REPO = Path(__file__).resolve().parent.parent
 ARTICLES = 1000

@@ -1,8 +1,8 @@
 """Crawl benchmark: discover a generated local site by its sitemap, crawl, normalise, index it.
 
 Serves >= 2000 generated article pages in 6 languages from a loopback HTTP server, finds them
-through a sitemap with pipeline.discover, and runs the Scrapy crawl stage (fetch + normalise +
-dedup + index into the local Elasticsearch node, in its own process) over them, under a
+through a sitemap with pipeline.discover.listings, and runs the Scrapy crawl stage (fetch +
+normalise + dedup + index into the local Elasticsearch node, in its own process) over them, under a
 throwaway index prefix removed afterwards. Prints pages/s and the outcome counts.
 
 ``--slow-pages N`` adds N pathological pages (45,000 tiny paragraphs: seconds of CPU each to
@@ -30,11 +30,11 @@ from xml.sax.saxutils import escape
 
 from bench_extract import make_page
 
-from pipeline.crawl import CrawlPolicy, crawl
-from pipeline.discover import discover_source
-from pipeline.elastic import IndexNames, connect, install
-from pipeline.fetch import FetchPolicy
+from pipeline.crawl.process import CrawlPolicy, crawl
+from pipeline.discover.listings import discover_source
+from pipeline.net.fetch import FetchPolicy
 from pipeline.settings import Source, load_settings
+from pipeline.store.client import IndexNames, connect, install
 
 
 class StaticSite(ThreadingHTTPServer):
@@ -73,7 +73,7 @@ class StaticHandler(BaseHTTPRequestHandler):
         """Quiet."""
 
 
-# Under the element cap of pipeline.extract, yet about 4 s of CPU to extract.
+# Under the element cap of pipeline.normalise.extract, yet about 4 s of CPU to extract.
 SLOW_PAGE = b"<html><body>" + b"<p>lorem ipsum dolor sit</p>\n" * 45_000 + b"</body></html>"
 
 

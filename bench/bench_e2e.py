@@ -43,12 +43,12 @@ from bench_crawl import StaticHandler, StaticSite
 from corpus import LANGUAGES, GeneratedArticle, generate_articles
 from elasticsearch import Elasticsearch
 
+from devtools.mailsink import MailSink
 from pipeline import jobs
-from pipeline.alerts import store_rules
-from pipeline.crawl import CrawlPolicy
-from pipeline.elastic import IndexNames, install
-from pipeline.mailsink import MailSink
+from pipeline.alerts.outbox import store_rules
+from pipeline.crawl.process import CrawlPolicy
 from pipeline.settings import AlertRule, Config, Source, load_settings
+from pipeline.store.client import IndexNames, install
 
 REPO = Path(__file__).resolve().parents[1]
 NEWSPLEASE_VENV = REPO / ".local" / "bench-newsplease"

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 from pipeline.errors import ExtractionError
-from pipeline.extract import extract_article
+from pipeline.normalise.extract import extract_article
 
 # Sentence templates per language: {who} {did} {what} {when}. Written for this benchmark.
 LANGUAGES: dict[str, dict[str, list[str]]] = {

@@ -24,9 +24,9 @@ from typing import Any
 from corpus import generate_articles, random_plan, render
 from elasticsearch import Elasticsearch
 
-from pipeline.elastic import IndexNames, connect, install
-from pipeline.index import BulkAction, BulkReport, write
 from pipeline.settings import load_settings
+from pipeline.store.bulk import BulkAction, BulkReport, write
+from pipeline.store.client import IndexNames, connect, install
 
 MB = 1024 * 1024
 SOURCES = {"en": "bbc-world", "de": "dw-de", "fr": "lemonde", "es": "elpais", "ru": "ria"}

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from corpus import GeneratedArticle, generate_articles
 
-from pipeline.dedup import (
+from pipeline.normalise.fingerprint import (
     DEFAULT_CONFIG,
     SHINGLE_WORDS,
     Fingerprint,
@@ -26,7 +26,7 @@ from pipeline.dedup import (
     fingerprint,
     normalise_text,
 )
-from pipeline.language import detect_language
+from pipeline.normalise.language import detect_language
 
 Pair = tuple[str, str]  # (title, text)
 T = TypeVar("T")

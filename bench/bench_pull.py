@@ -6,7 +6,7 @@ HTML instead of a feed) must end unhealthy without stopping the pull.
 
     .venv/bin/python bench/bench_pull.py [--feeds 200] [--entries 50] [--workers 8]
 
-With ``--es`` the pulls go through the pull stage (pipeline.ingest_feeds) into the frontier on
+With ``--es`` the pulls go through the pull stage (pipeline.feeds.pull) into the frontier on
 the local Elasticsearch node, under a throwaway index prefix that is deleted afterwards; the
 frontier is counted in Elasticsearch after each pull and the feed states are read back from it.
 
@@ -30,13 +30,13 @@ from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from pipeline import feedstate
-from pipeline.elastic import IndexNames, connect, install
-from pipeline.feeds import FeedEntry, FeedState
-from pipeline.fetch import FetchPolicy
-from pipeline.ingest_feeds import PullReport, pull
-from pipeline.pull import FeedPoll, poll_feed
+from pipeline.feeds import state as feedstate
+from pipeline.feeds.parse import FeedEntry, FeedState
+from pipeline.feeds.poll import FeedPoll, poll_feed
+from pipeline.feeds.pull import PullReport, pull
+from pipeline.net.fetch import FetchPolicy
 from pipeline.settings import Config, Source, load_settings
+from pipeline.store.client import IndexNames, connect, install
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 

@@ -1,4 +1,4 @@
-"""Benchmark story assignment (pipeline.stories.ingest) on the local node, 1 and N processes.
+"""Benchmark story assignment (pipeline.store.stories.ingest) on the local node, 1 and N processes.
 
 Run from the repository root: ``.venv/bin/python bench/bench_stories.py [--n 2000]``.
 Generated articles in five languages (bench/corpus.py, ~15% planted near-duplicates) are
@@ -28,14 +28,14 @@ from typing import Any
 from corpus import GeneratedArticle, generate_articles
 from elasticsearch import Elasticsearch
 
-from pipeline.dedup import fingerprint
-from pipeline.elastic import IndexNames, connect, install
-from pipeline.extract import ExtractedArticle
-from pipeline.language import LanguageResult
-from pipeline.normalise import NormalisedArticle
+from pipeline.net.urls import url_id
+from pipeline.normalise.extract import ExtractedArticle
+from pipeline.normalise.fingerprint import fingerprint
+from pipeline.normalise.language import LanguageResult
+from pipeline.normalise.page import NormalisedArticle
 from pipeline.settings import Settings, load_settings
-from pipeline.stories import ingest
-from pipeline.urls import url_id
+from pipeline.store.client import IndexNames, connect, install
+from pipeline.store.stories import ingest
 
 SOURCES = {"en": "bbc-world", "de": "dw-de", "fr": "lemonde", "es": "elpais", "ru": "ria"}
 START = datetime(2024, 1, 1, tzinfo=UTC)

@@ -2,7 +2,7 @@
 # `make up`: the whole pipeline on this machine, scheduled by Airflow.
 #
 # Starts, each only if it is not running yet: the local Elasticsearch node (es-up.sh) unless
-# NEWSRADAR_ES_URL names a node, a loopback mail sink (pipeline.mailsink, messages in
+# NEWSRADAR_ES_URL names a node, a loopback mail sink (devtools.mailsink, messages in
 # .local/mail/newsradar.mbox) unless NEWSRADAR_SMTP_HOST names a real server, the demo news site
 # when NEWSRADAR_CONFIG_DIR is config/demo, then `newsradar init`, then Airflow's API server,
 # scheduler, DAG processor and triggerer (SQLite and the LocalExecutor under .local/airflow, our
@@ -105,7 +105,7 @@ fi
 
 if [ -z "$external_smtp" ]; then
   export NEWSRADAR_SMTP_HOST=127.0.0.1 NEWSRADAR_SMTP_PORT="$newsradar_smtp_port"
-  start mailsink "$venv/bin/python" -m pipeline.mailsink \
+  start mailsink "$venv/bin/python" -m devtools.mailsink \
     --port "$NEWSRADAR_SMTP_PORT" --mbox "$state/mail/newsradar.mbox"
   wait_for mailsink 30 port_open "$NEWSRADAR_SMTP_PORT"
 fi
@@ -113,7 +113,7 @@ fi
 if [ "$config_dir" = "$root/config/demo" ]; then
   # The demo sources live on loopback, and are ours: no politeness delay needed.
   export NEWSRADAR_ALLOW_PRIVATE_NETWORKS=1 NEWSRADAR_CRAWL_DELAY="${NEWSRADAR_CRAWL_DELAY:-0}"
-  start demosite "$venv/bin/python" -m pipeline.demosite --port "$newsradar_demo_port"
+  start demosite "$venv/bin/python" -m devtools.demosite --port "$newsradar_demo_port"
   wait_for demosite 30 port_open "$newsradar_demo_port"
   if [ "$newsradar_demo_port" != 8765 ]; then
     # config/demo names the site on 8765: the tasks read a copy that names this port.

@@ -19,21 +19,21 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from pipeline.alerts import MatchReport, SendReport, match_pending, send_digests
-from pipeline.crawl import CrawlError, CrawlPolicy, CrawlReport
-from pipeline.crawl_frontier import (
+from pipeline.alerts.outbox import MatchReport, SendReport, match_pending, send_digests
+from pipeline.alerts.smtp import SmtpConfig
+from pipeline.crawl.claims import (
     CLAIM_LIMIT,
     CRAWLED,
     CrawlRun,
     crawl_frontier,
     discover_into_frontier,
 )
-from pipeline.elastic import IndexNames, call, connect, rollover
+from pipeline.crawl.process import CrawlError, CrawlPolicy, CrawlReport
 from pipeline.errors import ConfigError, PermanentError
-from pipeline.feedstate import collect_status, refresh
-from pipeline.ingest_feeds import PullReport, fetch_policy, pull
-from pipeline.mailer import SmtpConfig
+from pipeline.feeds.pull import PullReport, fetch_policy, pull
+from pipeline.feeds.state import collect_status, refresh
 from pipeline.settings import Config, Source, load_config, load_settings
+from pipeline.store.client import IndexNames, call, connect, rollover
 
 __all__ = [
     "CycleReport",

@@ -108,7 +108,7 @@ class Settings(BaseSettings):
     allow_private_networks: bool = False
     contact_url: HttpUrl = "https://example.org/newsradar-contact"
     # Seconds of CPU the crawl may spend extracting one page; over it the page's outcome is
-    # extract_timeout (pipeline.normalise.ExtractionPool).
+    # extract_timeout (pipeline.normalise.page.ExtractionPool).
     extract_timeout: float = Field(default=10.0, gt=0, le=3600)
     # `newsradar kibana import`: an API key wins over user and password.
     kibana_url: HttpUrl = "http://127.0.0.1:5601"
@@ -185,7 +185,7 @@ class RuleFilters(BaseModel):
 class AlertRule(BaseModel):
     """One topic rule; ``queries`` maps a language code to the rule's query in that language.
 
-    The query syntax is pipeline.rules'; ``min_sources`` holds a story back until that many
+    The query syntax is pipeline.alerts.query'; ``min_sources`` holds a story back until that many
     distinct sources carry it.
     """
 
@@ -213,10 +213,10 @@ class AlertRule(BaseModel):
                 raise ValueError(f"language key {lang!r} is not a two-letter code")
             if not query.strip():
                 raise ValueError(f"the {lang} query is empty")
-        # Imported here: pipeline.rules reads the analysed languages from pipeline.elastic,
-        # which imports this module.
-        from pipeline.elastic import LANGUAGE_FIELDS
-        from pipeline.rules import QuerySyntaxError, parse_query
+        # Imported here: pipeline.alerts.query reads the analysed languages from
+        # pipeline.store.client, which imports this module.
+        from pipeline.alerts.query import QuerySyntaxError, parse_query
+        from pipeline.store.client import LANGUAGE_FIELDS
 
         for lang, query in value.items():
             if lang not in LANGUAGE_FIELDS:

@@ -1,4 +1,4 @@
-"""Scrapy's and Twisted's download failures translated to the outcome names of pipeline.fetch.
+"""Scrapy's and Twisted's download failures translated to the outcome names of pipeline.net.fetch.
 
 Those names (``timeout``, ``dns``, ``connect``, ``protocol``, ``oversize``, ``tls``,
 ``blocked_scheme``, ``blocked_address``, ``bad_redirect``, ``http_4xx``, ``http_5xx``,

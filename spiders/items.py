@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from pipeline.crawl import CrawlOutcome
-from pipeline.discover import Candidate
-from pipeline.fetch import FetchResult
-from pipeline.normalise import NormalisedArticle
+from pipeline.crawl.process import CrawlOutcome
+from pipeline.discover.listings import Candidate
+from pipeline.net.fetch import FetchResult
+from pipeline.normalise.page import NormalisedArticle
 
 # The request meta key holding the Candidate; redirects and retries copy it along.
 CANDIDATE_META = "newsradar_candidate"
@@ -16,7 +16,7 @@ CANDIDATE_META = "newsradar_candidate"
 
 @dataclass(frozen=True, repr=False)
 class FetchedPage:
-    """A 2xx response for a candidate, as pipeline.normalise wants it."""
+    """A 2xx response for a candidate, as pipeline.normalise.page wants it."""
 
     candidate: Candidate
     result: FetchResult

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from scrapy.resolver import CachingThreadedResolver
 from twisted.internet.defer import Deferred
 
-from pipeline.fetch import AddressRule
+from pipeline.net.fetch import AddressRule
 
 if TYPE_CHECKING:
     from typing import Self
@@ -32,7 +32,7 @@ class BlockedAddress(Exception):
 
 
 def address_rule(settings: BaseSettings) -> AddressRule:
-    """pipeline.fetch's rule from SSRF_ALLOW_PRIVATE_NETWORKS and SSRF_ALLOWED_NETWORKS."""
+    """pipeline.net.fetch's rule from SSRF_ALLOW_PRIVATE_NETWORKS and SSRF_ALLOWED_NETWORKS."""
     return AddressRule.parse(
         settings.getbool("SSRF_ALLOW_PRIVATE_NETWORKS"),
         settings.getlist("SSRF_ALLOWED_NETWORKS"),

@@ -1,4 +1,4 @@
-"""``python -m spiders.run JOBDIR``: run one crawl job of pipeline.crawl in this process."""
+"""``python -m spiders.run JOBDIR``: run one crawl job of pipeline.crawl.process in this process."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from typing import Any
 from scrapy.crawler import AsyncCrawlerProcess, Crawler
 from scrapy.settings import Settings as ScrapySettings
 
-from pipeline.crawl import CrawlJob, JobFiles, read_job
+from pipeline.crawl.process import CrawlJob, JobFiles, read_job
 from pipeline.errors import NewsradarError
-from pipeline.fetch import user_agent
-from pipeline.normalise import DEFAULT_EXTRACT_TIMEOUT, start_fork_server
+from pipeline.net.fetch import user_agent
+from pipeline.normalise.page import DEFAULT_EXTRACT_TIMEOUT, start_fork_server
 from spiders.spiders.article import ArticleSpider
 
 _MAX_MESSAGES = 20
@@ -121,7 +121,7 @@ def _jsonable(value: Any) -> Any:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the job in JOBDIR; exit 0 if it went well, 1 if not, 2 if it could not run."""
     parser = argparse.ArgumentParser(prog="python -m spiders.run", description=__doc__)
-    parser.add_argument("jobdir", type=Path, help="directory written by pipeline.crawl")
+    parser.add_argument("jobdir", type=Path, help="directory written by pipeline.crawl.process")
     args = parser.parse_args(argv)
     files = JobFiles(args.jobdir)
     try:

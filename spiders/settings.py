@@ -34,7 +34,7 @@ DNS_TIMEOUT = 10
 
 # --- what may be fetched: http(s) only, public addresses only (spiders.resolver) ---
 DOWNLOAD_HANDLERS = {"file": None, "data": None, "ftp": None, "s3": None}
-DOWNLOAD_VERIFY_CERTIFICATES = True  # Scrapy's default is False; pipeline.fetch verifies too
+DOWNLOAD_VERIFY_CERTIFICATES = True  # Scrapy's default is False; pipeline.net.fetch verifies too
 TWISTED_DNS_RESOLVER = "spiders.resolver.GuardedResolver"
 SSRF_ALLOW_PRIVATE_NETWORKS = False
 SSRF_ALLOWED_NETWORKS: list[str] = []  # CIDRs let through anyway, e.g. ["127.0.0.1/32"]
@@ -91,7 +91,7 @@ DOWNLOADER_MIDDLEWARES = {
 ITEM_PIPELINES = {
     "spiders.pipelines.normalise.NormalisePipeline": 300,
 }
-# --- extraction: in worker processes, each page under a CPU budget (pipeline.normalise) ---
+# --- extraction: in worker processes, each page under a CPU budget (pipeline.normalise.page) ---
 NORMALISE_WORKERS = 1  # run.py sets it per job
 EXTRACT_TIMEOUT = 10.0  # seconds of CPU per page; run.py sets Settings.extract_timeout
 EXTENSIONS = {

@@ -18,10 +18,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from pipeline import alerts, crawl_frontier, jobs
-from pipeline.demo import DEMO_CRAWL
-from pipeline.elastic import connect
+from devtools.demo import DEMO_CRAWL
+from pipeline import jobs
+from pipeline.alerts import outbox as alerts
+from pipeline.crawl import claims as crawl_frontier
 from pipeline.settings import load_config, load_settings
+from pipeline.store.client import connect
 
 # boundary -> (module, function, "before" or "after" the call to die)
 BOUNDARIES: dict[str, tuple[Any, str, str]] = {

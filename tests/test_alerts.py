@@ -18,7 +18,8 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from elasticsearch import Elasticsearch
 from smtpservers import HOST, RawSmtpServer, ScriptedHandler, closed_port, smtpd
 
-from pipeline.alerts import (
+from devtools.demosite import load_catalog, load_sources
+from pipeline.alerts.outbox import (
     SENDING_LEASE,
     _ClaimLost,
     _Hit,
@@ -32,11 +33,7 @@ from pipeline.alerts import (
     send_digests,
     store_rules,
 )
-from pipeline.cli import main
-from pipeline.demosite import load_catalog, load_sources
-from pipeline.elastic import IndexNames, install
-from pipeline.extract import extract_article
-from pipeline.mailer import (
+from pipeline.alerts.smtp import (
     Claim,
     Interrupted,
     OutboxState,
@@ -44,7 +41,10 @@ from pipeline.mailer import (
     Transmit,
     outbox_transition,
 )
+from pipeline.cli import main
+from pipeline.normalise.extract import extract_article
 from pipeline.settings import AlertRule, Config, Settings, Source, load_config, load_settings
+from pipeline.store.client import IndexNames, install
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "demo" / "site"
@@ -87,7 +87,7 @@ def _world(es: Elasticsearch, settings: Settings, *rules: AlertRule) -> World:
 
 
 def _demo_article(path: str, *, story: str, indexed: datetime, **changes: Any) -> dict[str, Any]:
-    """A demo page as the articles mapping stores it, text taken with pipeline.extract."""
+    """A demo page as the articles mapping stores it, text taken with pipeline.normalise.extract."""
     entry = next(e for e in load_catalog() if e.path == path)
     article = extract_article(
         (DEMO / path.lstrip("/")).read_bytes(), f"http://demo.test{path}", fetched_at=indexed

@@ -1,4 +1,4 @@
-"""Tests for pipeline.articles: the article document, checked against the real mapping."""
+"""Tests for pipeline.store.articles: the article document, checked against the real mapping."""
 
 from __future__ import annotations
 
@@ -6,13 +6,19 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from elasticsearch import Elasticsearch
 
-from pipeline.articles import STORY_FIELDS, article_document, iso_utc, parse_iso_utc, word_count
-from pipeline.dedup import Fingerprint, fingerprint
-from pipeline.elastic import LANGUAGE_FIELDS, IndexNames, install
-from pipeline.extract import ExtractedArticle
-from pipeline.language import LanguageResult
-from pipeline.normalise import NormalisedArticle
-from pipeline.urls import url_id
+from pipeline.net.urls import url_id
+from pipeline.normalise.extract import ExtractedArticle
+from pipeline.normalise.fingerprint import Fingerprint, fingerprint
+from pipeline.normalise.language import LanguageResult
+from pipeline.normalise.page import NormalisedArticle
+from pipeline.store.articles import (
+    STORY_FIELDS,
+    article_document,
+    iso_utc,
+    parse_iso_utc,
+    word_count,
+)
+from pipeline.store.client import LANGUAGE_FIELDS, IndexNames, install
 
 PARIS = timezone(timedelta(hours=2))
 

@@ -1,4 +1,4 @@
-"""Tests for pipeline.charsets: the one decoding rule that feeds and pages share."""
+"""Tests for pipeline.net.charsets: the one decoding rule that feeds and pages share."""
 
 # Typographic quotes and dashes are what these tests are about.
 # ruff: noqa: RUF001
@@ -9,7 +9,7 @@ import codecs
 
 import pytest
 
-from pipeline.charsets import decode, resolve_label
+from pipeline.net.charsets import decode, resolve_label
 
 GERMAN = "„Wir müssen handeln“ – Kosten 5 €, Straßenbahn hält. Grüße aus Köln. " * 3
 POLISH = "Zażółć gęślą jaźń – nowy most pieszy otwarty przed wakacjami. " * 3

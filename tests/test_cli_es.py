@@ -15,9 +15,9 @@ import yaml
 from elasticsearch import Elasticsearch
 from httpfaults import FaultServer, closed_port
 
+from devtools.demosite import DemoSite
 from pipeline.cli import main
-from pipeline.demosite import DemoSite
-from pipeline.elastic import INDICES, IndexNames
+from pipeline.store.client import INDICES, IndexNames
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -26,10 +26,10 @@ import yaml
 from elasticsearch import Elasticsearch
 from smtpservers import ScriptedHandler, smtpd
 
-from pipeline.alerts import store_rules
-from pipeline.demosite import DemoSite
-from pipeline.elastic import IndexNames, install
+from devtools.demosite import DemoSite
+from pipeline.alerts.outbox import store_rules
 from pipeline.settings import load_config, load_settings
+from pipeline.store.client import IndexNames, install
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent

@@ -29,7 +29,9 @@ from scrapy import Request
 from scrapy.http import Response
 from scrapy.utils.test import get_crawler
 
-from pipeline.crawl import (
+from devtools.demosite import CatalogEntry, DemoSite, load_catalog
+from pipeline.crawl.claims import crawl_frontier
+from pipeline.crawl.process import (
     CrawlFailed,
     CrawlIncomplete,
     CrawlOutcome,
@@ -37,15 +39,13 @@ from pipeline.crawl import (
     CrawlReport,
     crawl,
 )
-from pipeline.crawl_frontier import crawl_frontier
-from pipeline.demosite import CatalogEntry, DemoSite, load_catalog
-from pipeline.discover import Candidate, discover_source
-from pipeline.elastic import IndexNames, install
+from pipeline.discover.listings import Candidate, discover_source
 from pipeline.errors import PermanentError, UrlFailure
-from pipeline.fetch import AddressRule, FetchPolicy, FetchResult, user_agent
-from pipeline.frontier import FrontierRecord, enqueue
+from pipeline.net.fetch import AddressRule, FetchPolicy, FetchResult, user_agent
+from pipeline.net.urls import UnsupportedURL, canonicalize_url, url_id
 from pipeline.settings import Config, Settings, Source
-from pipeline.urls import UnsupportedURL, canonicalize_url, url_id
+from pipeline.store.client import IndexNames, install
+from pipeline.store.frontier import FrontierRecord, enqueue
 from spiders.exceptions import Ignored
 from spiders.items import FetchedPage
 from spiders.middlewares.httpcompression import HttpCompressionMiddleware
@@ -198,7 +198,7 @@ def demo() -> Iterator[DemoCrawl]:
             languages[source.id] = source.language
         catalog = {canonicalize_url(site.url(e.path)): e for e in load_catalog()}
         requests = _RequestLog()
-        site_log = logging.getLogger("pipeline.demosite")
+        site_log = logging.getLogger("devtools.demosite")
         level = site_log.level
         site_log.addHandler(requests)
         site_log.setLevel(logging.DEBUG)
@@ -703,8 +703,8 @@ def test_a_crawl_that_overruns_its_timeout_is_stopped_and_fails() -> None:
 
 # --------------------------------------------------------------------------- CPU budget
 
-# Under the element cap (pipeline.extract.MAX_ELEMENTS), yet seconds of CPU to extract: the
-# budget, not the cap, stops it.
+# Under the element cap (pipeline.normalise.extract.MAX_ELEMENTS), yet seconds of CPU to extract:
+# the budget, not the cap, stops it.
 SLOW_PAGE = b"<html><body>" + b"<p>lorem ipsum dolor sit</p>\n" * 45_000 + b"</body></html>"
 # The page that once held a crawl for minutes (8.7 MB): the element cap refuses it at once.
 HUGE_PAGE = b"<html><body>" + b"<p>lorem ipsum dolor sit</p>\n" * 300_000 + b"</body></html>"

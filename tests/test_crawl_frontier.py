@@ -13,23 +13,23 @@ import pytest
 from elasticsearch import Elasticsearch
 from httpfaults import closed_port
 
-from pipeline.crawl import CrawlFailed, CrawlPolicy
-from pipeline.crawl_frontier import (
+from devtools.demo import DEMO_CRAWL
+from devtools.demosite import DemoSite, load_catalog
+from pipeline.crawl.claims import (
     Claim,
     CrawlRun,
     crawl_frontier,
     discover_into_frontier,
     with_source_limits,
 )
-from pipeline.demo import DEMO_CRAWL
-from pipeline.demosite import DemoSite, load_catalog
-from pipeline.discover import Candidate
-from pipeline.elastic import IndexNames, install
-from pipeline.frontier import count
-from pipeline.ingest_feeds import fetch_policy, pull
-from pipeline.pages import reextract
+from pipeline.crawl.process import CrawlFailed, CrawlPolicy
+from pipeline.discover.listings import Candidate
+from pipeline.feeds.pull import fetch_policy, pull
+from pipeline.net.urls import url_id
 from pipeline.settings import Config, CrawlLimits, Settings, Source, load_settings
-from pipeline.urls import url_id
+from pipeline.store.client import IndexNames, install
+from pipeline.store.frontier import count
+from pipeline.store.pages import reextract
 
 NOW = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 

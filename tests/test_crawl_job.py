@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 
 import pytest
 
-from pipeline.crawl import (
+from pipeline.crawl.process import (
     CrawlFailed,
     CrawlJob,
     CrawlOutcome,
@@ -20,7 +20,7 @@ from pipeline.crawl import (
     read_job,
     write_job,
 )
-from pipeline.discover import Candidate
+from pipeline.discover.listings import Candidate
 from pipeline.errors import ConfigError
 from pipeline.settings import Settings, load_settings
 from spiders.run import scrapy_settings

@@ -20,12 +20,12 @@ from elasticsearch import Elasticsearch
 from httpfaults import closed_port
 from smtpservers import ScriptedHandler, smtpd
 
-from pipeline.alerts import store_rules
-from pipeline.demo import DagResult, demo_environment, migrate_airflow, run_dags
-from pipeline.demosite import DemoSite, load_catalog
-from pipeline.elastic import IndexNames, install
+from devtools.demo import DagResult, demo_environment, migrate_airflow, run_dags
+from devtools.demosite import DemoSite, load_catalog
+from pipeline.alerts.outbox import store_rules
+from pipeline.net.urls import url_id
 from pipeline.settings import Source, load_config, load_settings
-from pipeline.urls import url_id
+from pipeline.store.client import IndexNames, install
 
 REPO = Path(__file__).resolve().parents[1]
 DAGS = REPO / "dags"

@@ -1,4 +1,4 @@
-"""Tests for pipeline.dates: a table of date strings as pages and feeds write them."""
+"""Tests for pipeline.normalise.dates: a table of date strings as pages and feeds write them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from conftest import NoOffset
 
-from pipeline.dates import EARLIEST, ParsedDate, as_utc, parse_date
+from pipeline.normalise.dates import EARLIEST, ParsedDate, as_utc, parse_date
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

@@ -1,4 +1,4 @@
-"""Tests for pipeline.dedup: rates measured on the saved fixtures, determinism, edge cases."""
+"""Tests for pipeline.normalise.fingerprint: rates on saved fixtures, determinism, edge cases."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.dedup import (
+from pipeline.errors import ConfigError
+from pipeline.normalise.fingerprint import (
     DEFAULT_CONFIG,
     SHINGLE_WORDS,
     DedupConfig,
@@ -27,7 +28,6 @@ from pipeline.dedup import (
     fingerprint,
     normalise_text,
 )
-from pipeline.errors import ConfigError
 
 FIXTURE = Path(__file__).parent / "fixtures" / "dedup" / "articles.json"
 RECORDS: list[dict[str, Any]] = json.loads(FIXTURE.read_text(encoding="utf-8"))
@@ -182,7 +182,7 @@ def test_fingerprints_are_identical_in_another_process() -> None:
     here = [fingerprint(t).to_document() for t in texts]
     script = (
         "import json, sys\n"
-        "from pipeline.dedup import fingerprint\n"
+        "from pipeline.normalise.fingerprint import fingerprint\n"
         "texts = json.load(sys.stdin)\n"
         "print(json.dumps([fingerprint(t).to_document() for t in reversed(texts)][::-1]))\n"
     )

@@ -19,10 +19,10 @@ import pytest
 from elasticsearch import Elasticsearch
 from httpfaults import closed_port
 
-from pipeline.demo import demo_environment, local_node_url
-from pipeline.demosite import load_catalog
+from devtools.demo import demo_environment, local_node_url
+from devtools.demosite import load_catalog
+from devtools.mailsink import MailSink, read_mbox
 from pipeline.errors import TransientError
-from pipeline.mailsink import MailSink, read_mbox
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,7 +53,7 @@ def test_make_demo_runs_the_main_job_through_airflow_and_mails_one_nato_digest(
         [
             sys.executable,
             "-m",
-            "pipeline.demo",
+            "devtools.demo",
             "--json",
             "--port",
             str(closed_port()),  # free now; the demo site takes it
@@ -126,7 +126,7 @@ def test_the_mail_sink_command_serves_until_terminated(tmp_path: Path) -> None:
     port = closed_port()
     mbox = tmp_path / "sink.mbox"
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.mailsink", "--port", str(port), "--mbox", str(mbox)],
+        [sys.executable, "-m", "devtools.mailsink", "--port", str(port), "--mbox", str(mbox)],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -25,7 +25,7 @@ import lxml.etree
 import lxml.html
 import pytest
 
-from pipeline.demosite import (
+from devtools.demosite import (
     DEFAULT_ROOT,
     CatalogEntry,
     DemoSite,
@@ -424,7 +424,7 @@ def test_a_missing_root_or_broken_catalog_is_a_config_error(tmp_path: Path) -> N
 
 def test_command_line_serves_until_ctrl_c() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.demosite", "--port", "0"],
+        [sys.executable, "-m", "devtools.demosite", "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -457,7 +457,7 @@ def test_command_line_serves_until_ctrl_c() -> None:
 def test_command_line_reports_a_busy_port_in_one_line(site: DemoSite) -> None:
     port = site.base_url.rsplit(":", 1)[1]
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline.demosite", "--port", port],
+        [sys.executable, "-m", "devtools.demosite", "--port", port],
         capture_output=True,
         text=True,
         timeout=30,

@@ -15,7 +15,7 @@ from email.message import EmailMessage
 import pytest
 from conftest import NoOffset
 
-from pipeline.digest import Digest, DigestError, DigestItem, digest_message_id, render_digest
+from pipeline.alerts.digest import Digest, DigestError, DigestItem, digest_message_id, render_digest
 
 SENDER = "newsradar@alerts.example.org"
 START = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -340,7 +340,7 @@ def test_message_id_same_instant_in_any_timezone() -> None:
 
 @pytest.mark.usefixtures("tokyo_local_time")
 def test_a_window_without_an_offset_is_utc_not_local_time() -> None:
-    # The pipeline's convention (pipeline.dates.as_utc), also for a tzinfo that gives no offset.
+    # The pipeline's convention (pipeline.normalise.dates.as_utc), also for a tzinfo without offset.
     no_offset = START.replace(tzinfo=NoOffset())
     assert digest_message_id("r", "a@x.org", no_offset, ["1"], "x.org") == digest_message_id(
         "r", "a@x.org", START, ["1"], "x.org"

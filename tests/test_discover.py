@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 import pytest
 from httpfaults import FaultHandler, FaultServer, Route
 
-from pipeline.demosite import DemoSite, load_catalog
-from pipeline.discover import discover_source
-from pipeline.fetch import FetchPolicy
+from devtools.demosite import DemoSite, load_catalog
+from pipeline.discover.listings import discover_source
+from pipeline.net.fetch import FetchPolicy
+from pipeline.net.urls import canonicalize_url
 from pipeline.settings import Source
-from pipeline.urls import canonicalize_url
 
 POLICY = FetchPolicy(allow_private_networks=True, deadline=10.0)
 NOW = datetime(2026, 11, 27, tzinfo=UTC)

@@ -10,7 +10,7 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from pipeline.cli import main
-from pipeline.elastic import INDICES, MAPPINGS_DIR, IndexNames, install, load_template
+from pipeline.store.client import INDICES, MAPPINGS_DIR, IndexNames, install, load_template
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,7 +53,7 @@ def test_install_keeps_documents_and_adds_new_fields(
     body = load_template("runs", index_prefix)
     body["template"]["mappings"]["properties"]["note"] = {"type": "keyword"}
     monkeypatch.setattr(
-        "pipeline.elastic.load_template",
+        "pipeline.store.client.load_template",
         lambda name, prefix: body if name == "runs" else load_template(name, prefix),
     )
     report = install(es_client, index_prefix)

@@ -1,4 +1,4 @@
-"""Tests for pipeline.extract on the hand-written pages in tests/fixtures/pages."""
+"""Tests for pipeline.normalise.extract on the hand-written pages in tests/fixtures/pages."""
 
 # Typographic quotes, dashes and mojibake are what these tests are about.
 # ruff: noqa: RUF001
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import ExtractionError, PermanentError
-from pipeline.extract import (
+from pipeline.normalise.extract import (
     ExtractedArticle,
     decode_html,
     extract_article,

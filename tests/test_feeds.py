@@ -1,4 +1,4 @@
-"""Tests for pipeline.feeds: parsing saved feeds, discovery, and poll scheduling over real HTTP."""
+"""Tests for pipeline.feeds.parse: saved feeds, discovery, and poll scheduling over real HTTP."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 import time_machine
 from httpfaults import FaultHandler, FaultServer
 
-from pipeline.feeds import (
+from pipeline.feeds.parse import (
     FeedState,
     Health,
     ParsedFeed,
@@ -26,7 +26,7 @@ from pipeline.feeds import (
     next_poll,
     parse_feed,
 )
-from pipeline.fetch import FetchFailed, FetchPolicy, FetchUnavailable, fetch
+from pipeline.net.fetch import FetchFailed, FetchPolicy, FetchUnavailable, fetch
 
 FIXTURES = Path(__file__).parent / "fixtures" / "feeds"
 FEED_URL = "https://feeds.example.com/path/feed.xml"

@@ -1,4 +1,4 @@
-"""Tests for pipeline.fetch against real HTTP(S) servers on loopback."""
+"""Tests for pipeline.net.fetch against real HTTP(S) servers on loopback."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from httpfaults import (
 )
 
 from pipeline.errors import ConfigError, PermanentError, TransientError
-from pipeline.fetch import (
+from pipeline.net.fetch import (
     AddressRule,
     FetchBlocked,
     FetchFailed,

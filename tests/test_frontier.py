@@ -14,10 +14,10 @@ import pytest
 from elasticsearch import Elasticsearch
 from httpfaults import closed_port
 
-from pipeline.elastic import IndexNames, SearchUnavailable, install
-from pipeline.feeds import FeedEntry
-from pipeline.fetch import AddressRule
-from pipeline.frontier import FrontierRecord, count, enqueue, link_refusal, pending
+from pipeline.feeds.parse import FeedEntry
+from pipeline.net.fetch import AddressRule
+from pipeline.store.client import IndexNames, SearchUnavailable, install
+from pipeline.store.frontier import FrontierRecord, count, enqueue, link_refusal, pending
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 STRICT = AddressRule()

@@ -26,8 +26,7 @@ from elasticsearch import Elasticsearch
 from elasticsearch.helpers import scan
 from httpfaults import closed_port
 
-from pipeline.elastic import IndexNames, SearchUnavailable, install, rollover
-from pipeline.index import (
+from pipeline.store.bulk import (
     BulkAction,
     BulkRejected,
     BulkReport,
@@ -36,6 +35,7 @@ from pipeline.index import (
     record_run,
     write,
 )
+from pipeline.store.client import IndexNames, SearchUnavailable, install, rollover
 
 # --- helpers --------------------------------------------------------------------------------
 

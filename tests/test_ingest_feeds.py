@@ -16,15 +16,15 @@ import pytest
 from elasticsearch import Elasticsearch
 from httpfaults import FaultHandler, FaultServer, closed_port, stall
 
-from pipeline import feedstate
-from pipeline.demosite import DemoSite
-from pipeline.elastic import IndexNames, SearchUnavailable, install
+from devtools.demosite import DemoSite
 from pipeline.errors import ConfigError
-from pipeline.feeds import PollBounds
-from pipeline.feedstate import StoredFeed
-from pipeline.fetch import FetchPolicy
-from pipeline.ingest_feeds import PullReport, pull
+from pipeline.feeds import state as feedstate
+from pipeline.feeds.parse import PollBounds
+from pipeline.feeds.pull import PullReport, pull
+from pipeline.feeds.state import StoredFeed
+from pipeline.net.fetch import FetchPolicy
 from pipeline.settings import Config, Settings, Source, load_settings
+from pipeline.store.client import IndexNames, SearchUnavailable, install
 
 FIXTURES = Path(__file__).parent / "fixtures" / "feeds"
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)

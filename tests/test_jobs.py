@@ -19,16 +19,16 @@ from elasticsearch import Elasticsearch
 from httpfaults import closed_port
 from smtpservers import ScriptedHandler, smtpd
 
+from devtools.demo import DEMO_CRAWL
+from devtools.demosite import DemoSite, load_catalog
 from pipeline import jobs
-from pipeline.alerts import store_rules
-from pipeline.crawl import CrawlFailed
-from pipeline.demo import DEMO_CRAWL
-from pipeline.demosite import DemoSite, load_catalog
-from pipeline.elastic import IndexNames, install
+from pipeline.alerts.outbox import store_rules
+from pipeline.crawl.process import CrawlFailed
 from pipeline.errors import ConfigError
-from pipeline.frontier import count
+from pipeline.net.urls import url_id
 from pipeline.settings import Config, Source, load_config, load_settings
-from pipeline.urls import url_id
+from pipeline.store.client import IndexNames, install
+from pipeline.store.frontier import count
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent

@@ -36,13 +36,13 @@ import pytest
 from elasticsearch import Elasticsearch
 from elasticsearch.helpers import bulk
 
-from pipeline.elastic import MAPPINGS_DIR, IndexNames, install
-from pipeline.kibana import (
+from pipeline.ops.kibana import (
     PLACEHOLDER,
     SAVED_OBJECTS_DIR,
     load_saved_objects,
     panel_request,
 )
+from pipeline.store.client import MAPPINGS_DIR, IndexNames, install
 
 REPO = Path(__file__).resolve().parents[1]
 CATALOG = REPO / "demo" / "site" / "catalog.json"
@@ -789,7 +789,7 @@ def test_a_refused_object_is_reported_and_fails_the_command(kibana: ImportStandI
 def test_missing_references_are_named(kibana: ImportStandIn, tmp_path: Path) -> None:
     # A dashboard uploaded without its panels: Kibana names each missing reference.
     objects = [o for o in load_saved_objects() if o["type"] == "dashboard"]
-    from pipeline.kibana import KibanaAuth, import_saved_objects
+    from pipeline.ops.kibana import KibanaAuth, import_saved_objects
 
     report = import_saved_objects(kibana.url, objects, auth=KibanaAuth("elastic", "s3cret pass"))
     assert not report.ok and report.imported == 0

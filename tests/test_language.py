@@ -1,4 +1,4 @@
-"""Tests for pipeline.language: accuracy on fixtures, determinism, hints, langdetect parity."""
+"""Tests for pipeline.normalise.language: accuracy on fixtures, determinism, hints, langdetect."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import pytest
 from langdetect.detector_factory import DetectorFactory
 from langdetect.utils.ngram import NGram
 
-from pipeline import language
-from pipeline.language import UNDETERMINED, LanguageResult, detect_language
+from pipeline.normalise import language
+from pipeline.normalise.language import UNDETERMINED, LanguageResult, detect_language
 
 FIXTURES = Path(__file__).parent / "fixtures" / "language"
 LONG = sorted((FIXTURES / "long").glob("*.txt"))
@@ -205,7 +205,7 @@ def test_same_answer_in_a_fresh_process() -> None:
     here = _as_tuples([detect_language(title, text) for title, text in inputs])
     script = (
         "import json, sys\n"
-        "from pipeline.language import detect_language\n"
+        "from pipeline.normalise.language import detect_language\n"
         "inputs = json.load(sys.stdin)\n"
         "out = [detect_language(t, x) for t, x in reversed(inputs)][::-1]\n"
         "print(json.dumps([[r.language, r.probability, r.method] for r in out]))\n"

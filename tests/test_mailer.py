@@ -26,9 +26,8 @@ from smtpservers import (
     smtpd,
 )
 
-from pipeline.digest import Digest, DigestItem, render_digest
-from pipeline.errors import ConfigError
-from pipeline.mailer import (
+from pipeline.alerts.digest import Digest, DigestItem, render_digest
+from pipeline.alerts.smtp import (
     OUTBOX_MAX_RUNS,
     OUTBOX_RETRY_BASE,
     Attempted,
@@ -47,6 +46,7 @@ from pipeline.mailer import (
     outbox_transition,
     serialise,
 )
+from pipeline.errors import ConfigError
 from pipeline.settings import load_settings
 
 SENDER = "newsradar@alerts.example.org"

@@ -11,7 +11,7 @@ import pytest
 from elasticsearch import Elasticsearch
 from test_alerts import ORIGINAL, REWORDED, STORY, T0, World, _demo_article, _index, _world
 
-from pipeline.alerts import (
+from pipeline.alerts.outbox import (
     StoredRule,
     alert_id,
     load_rules,
@@ -19,9 +19,9 @@ from pipeline.alerts import (
     matching_health,
 )
 from pipeline.cli import main
-from pipeline.elastic import SearchUnavailable
-from pipeline.feedstate import collect_status
+from pipeline.feeds.state import collect_status
 from pipeline.settings import Settings
+from pipeline.store.client import SearchUnavailable
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ def test_an_article_left_unmatched_by_a_failed_run_is_matched_by_the_next(world:
 def test_a_failure_after_the_outbox_write_keeps_the_mark_and_adds_nothing_twice(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pipeline.index import write as real_write
+    from pipeline.store.bulk import write as real_write
 
     _pending(world, "original")
 
@@ -83,7 +83,7 @@ def test_a_failure_after_the_outbox_write_keeps_the_mark_and_adds_nothing_twice(
 
     # A node failing on cue exactly between two writes cannot be had from the real thing; the
     # real process kill at this boundary is in test_crashpoints.
-    monkeypatch.setattr("pipeline.alerts.write", dies_clearing_marks)
+    monkeypatch.setattr("pipeline.alerts.outbox.write", dies_clearing_marks)
     with pytest.raises(SearchUnavailable):
         match_pending(world.es, world.names, now=T0)
     monkeypatch.undo()

@@ -1,4 +1,4 @@
-"""pipeline.normalise's extraction pool: every page in a worker process, under a CPU budget."""
+"""pipeline.normalise.page's extraction pool: every page in a worker process, under a CPU budget."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from pebble import ProcessExpired
 
 from pipeline.errors import ConfigError, ExtractionError
-from pipeline.fetch import FetchResult
-from pipeline.normalise import ExtractionPool, normalise_page
+from pipeline.net.fetch import FetchResult
+from pipeline.normalise.page import ExtractionPool, normalise_page
 
 FETCHED = datetime(2026, 11, 27, tzinfo=UTC)
 BUDGET = 0.5  # seconds of CPU: a normal page needs a few hundredths
@@ -31,7 +31,7 @@ ARTICLE = (
     )
     + "</article></body></html>"
 ).encode()
-# Under the element cap (pipeline.extract.MAX_ELEMENTS), yet about 4 s of CPU to extract.
+# Under the element cap (pipeline.normalise.extract.MAX_ELEMENTS), yet about 4 s of CPU to extract.
 SLOW = b"<html><body>" + b"<p>lorem ipsum dolor sit</p>\n" * 45_000 + b"</body></html>"
 
 

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 from httpfaults import FaultHandler, FaultServer
 
-from pipeline.demosite import DemoSite
-from pipeline.feeds import FeedEntry, FeedState
-from pipeline.fetch import FetchPolicy
-from pipeline.pull import poll_feed
+from devtools.demosite import DemoSite
+from pipeline.feeds.parse import FeedEntry, FeedState
+from pipeline.feeds.poll import poll_feed
+from pipeline.net.fetch import FetchPolicy
 
 POLICY = FetchPolicy(allow_private_networks=True, deadline=10.0)
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

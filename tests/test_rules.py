@@ -13,11 +13,9 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch
 
-from pipeline.alerts import try_rules
-from pipeline.demosite import load_catalog
-from pipeline.elastic import IndexNames, load_template
-from pipeline.errors import ConfigError
-from pipeline.rules import (
+from devtools.demosite import load_catalog
+from pipeline.alerts.outbox import try_rules
+from pipeline.alerts.query import (
     MAX_DEPTH,
     MAX_QUERY_CHARS,
     MAX_TERMS,
@@ -32,7 +30,9 @@ from pipeline.rules import (
     compile_rule,
     parse_query,
 )
+from pipeline.errors import ConfigError
 from pipeline.settings import AlertRule, load_config, load_settings
+from pipeline.store.client import IndexNames, load_template
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "demo" / "site"

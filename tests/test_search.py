@@ -15,9 +15,9 @@ from elasticsearch import Elasticsearch
 from httpfaults import closed_port
 
 from pipeline.cli import main
-from pipeline.elastic import LANGUAGE_FIELDS, IndexNames, install
-from pipeline.index import BulkAction, write
-from pipeline.search import SearchError, build_query, query_fields, search
+from pipeline.store.bulk import BulkAction, write
+from pipeline.store.client import LANGUAGE_FIELDS, IndexNames, install
+from pipeline.store.search import SearchError, build_query, query_fields, search
 
 ARTICLES: dict[str, dict[str, Any]] = {
     "ru-enlargement": {

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.sitemaps import (
+from pipeline.discover.sitemaps import (
     SitemapError,
     article_links,
     parse_sitemap,

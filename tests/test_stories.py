@@ -1,4 +1,4 @@
-"""Tests for pipeline.stories on the real node: dedup rates, stories, concurrency, restarts."""
+"""Tests for pipeline.store.stories on the real node: dedup rates, stories, concurrency, restart."""
 
 from __future__ import annotations
 
@@ -17,16 +17,16 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch
 
-from pipeline import stories
-from pipeline.articles import article_document, iso_utc, parse_iso_utc
-from pipeline.dedup import DEFAULT_CONFIG, DedupConfig, classify, fingerprint
-from pipeline.elastic import IndexNames, load_template
 from pipeline.errors import ConfigError
-from pipeline.extract import ExtractedArticle
-from pipeline.language import LanguageResult
-from pipeline.normalise import NormalisedArticle
-from pipeline.stories import StoryDecision, ingest
-from pipeline.urls import url_id
+from pipeline.net.urls import url_id
+from pipeline.normalise.extract import ExtractedArticle
+from pipeline.normalise.fingerprint import DEFAULT_CONFIG, DedupConfig, classify, fingerprint
+from pipeline.normalise.language import LanguageResult
+from pipeline.normalise.page import NormalisedArticle
+from pipeline.store import stories
+from pipeline.store.articles import article_document, iso_utc, parse_iso_utc
+from pipeline.store.client import IndexNames, load_template
+from pipeline.store.stories import StoryDecision, ingest
 
 FIXTURE = Path(__file__).parent / "fixtures" / "dedup" / "articles.json"
 RECORDS: list[dict[str, Any]] = json.loads(FIXTURE.read_text(encoding="utf-8"))

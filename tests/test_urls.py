@@ -1,4 +1,4 @@
-"""Tests for pipeline.urls: canonical URLs, AMP mapping, declared canonicals and document ids."""
+"""Tests for pipeline.net.urls: canonical URLs, AMP mapping, declared canonicals, document ids."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pickle
 import pytest
 
 from pipeline.errors import PermanentError
-from pipeline.urls import (
+from pipeline.net.urls import (
     UnsupportedURL,
     absolute_http,
     amp_to_canonical,

@@ -10,7 +10,7 @@ from scrapy import Request, signals
 from scrapy.exceptions import NotConfigured
 from twisted.python.failure import Failure
 
-from pipeline.crawl import CrawlOutcome
+from pipeline.crawl.process import CrawlOutcome
 from spiders.items import CANDIDATE_META, FetchedPage, NormalisedPage
 
 if TYPE_CHECKING:

@@ -27,7 +27,8 @@ class RedirectMiddleware(ScrapyRedirectMiddleware):
     a word (scrapy #1225). Here a hop to a URL already in the chain ends as
     ``redirect_loop`` before that; passing REDIRECT_MAX_TIMES ends as ``too_many_redirects``;
     a Location that is not http(s) (``file:``, ``data:``...) ends as ``blocked_scheme``;
-    one that is not a URL at all (``http://[x/a``) ends as ``bad_redirect``, as in pipeline.fetch.
+    one that is not a URL at all (``http://[x/a``) ends as ``bad_redirect``, as in
+    pipeline.net.fetch.
     """
 
     def process_response(

@@ -12,7 +12,7 @@ from scrapy.utils.asyncio import sleep
 from scrapy.utils.misc import load_object
 from scrapy.utils.response import response_status_message
 
-from pipeline.fetch import parse_retry_after
+from pipeline.net.fetch import parse_retry_after
 
 if TYPE_CHECKING:
     from typing import Self

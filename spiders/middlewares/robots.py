@@ -12,7 +12,7 @@ from scrapy.http.request import NO_CALLBACK
 from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.misc import build_from_crawler, load_object
 
-from pipeline.fetch import status_reason
+from pipeline.net.fetch import status_reason
 from spiders.exceptions import Ignored
 from spiders.failures import failure_reason
 

@@ -18,11 +18,11 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Self
 
-from pipeline.crawl import CrawlOutcome
-from pipeline.elastic import IndexNames, connect
-from pipeline.pages import KeptPage, keep
+from pipeline.crawl.process import CrawlOutcome
 from pipeline.settings import load_settings
-from pipeline.stories import StoryDecision, ingest
+from pipeline.store.client import IndexNames, connect
+from pipeline.store.pages import KeptPage, keep
+from pipeline.store.stories import StoryDecision, ingest
 from spiders.items import NormalisedPage
 
 if TYPE_CHECKING:

@@ -6,10 +6,10 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Self
 
-from pipeline.crawl import CrawlOutcome
+from pipeline.crawl.process import CrawlOutcome
 from pipeline.errors import PermanentError, UrlFailure
-from pipeline.normalise import DEFAULT_EXTRACT_TIMEOUT, ExtractionPool
-from pipeline.urls import UnsupportedURL
+from pipeline.net.urls import UnsupportedURL
+from pipeline.normalise.page import DEFAULT_EXTRACT_TIMEOUT, ExtractionPool
 from spiders.items import FetchedPage, NormalisedPage
 
 if TYPE_CHECKING:
@@ -21,9 +21,9 @@ logger = logging.getLogger(__name__)
 
 
 class NormalisePipeline:
-    """Calls pipeline.normalise.normalise_page on each FetchedPage; other items pass through.
+    """Calls pipeline.normalise.page.normalise_page on each FetchedPage; other items pass through.
 
-    Pages are normalised in ``workers`` processes (pipeline.normalise.ExtractionPool), never on
+    Pages are normalised in ``workers`` processes (pipeline.normalise.page.ExtractionPool), never on
     the reactor thread: extraction is CPU-bound, and one pathological page would otherwise
     stall the whole crawl. Each page gets ``budget`` seconds of CPU; a page over it is the
     outcome ``extract_timeout``, its worker is replaced, and the crawl goes on.

@@ -12,9 +12,9 @@ from scrapy.http import Response
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
-from pipeline.crawl import CrawlOutcome
-from pipeline.discover import Candidate
-from pipeline.fetch import FetchResult, parse_retry_after, status_reason
+from pipeline.crawl.process import CrawlOutcome
+from pipeline.discover.listings import Candidate
+from pipeline.net.fetch import FetchResult, parse_retry_after, status_reason
 from spiders.failures import failure_reason
 from spiders.items import CANDIDATE_META, FetchedPage
 
@@ -26,7 +26,7 @@ class ArticleSpider(Spider):
 
     A 2xx response becomes a FetchedPage for the item pipelines; every failure becomes
     a CrawlOutcome naming why. The frontier (later) feeds the candidates and receives the
-    outcomes; here they come from and go to pipeline.crawl's job files.
+    outcomes; here they come from and go to pipeline.crawl.process's job files.
     """
 
     name = "article"
@@ -131,7 +131,7 @@ def _outcome(
 
 
 def _headers(response: Response) -> dict[str, str]:
-    """Names lower-cased, repeated headers joined with ", ", as pipeline.fetch gives them."""
+    """Names lower-cased, repeated headers joined with ", ", as pipeline.net.fetch gives them."""
     return {
         name.decode("latin-1").lower(): ", ".join(v.decode("latin-1") for v in values)
         for name, values in response.headers.items()

@@ -1,0 +1,325 @@
+"""Elasticsearch access: the client from settings, index names, and installing mappings/."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+from elastic_transport import TransportError
+from elasticsearch import ApiError, BadRequestError, Elasticsearch
+from elasticsearch import ConnectionError as EsConnectionError
+
+from pipeline.errors import ConfigError, TransientError
+from pipeline.settings import Settings
+
+__all__ = [
+    "INDICES",
+    "LANGUAGE_FIELDS",
+    "MAPPINGS_DIR",
+    "IndexNames",
+    "InstallReport",
+    "SearchUnavailable",
+    "call",
+    "connect",
+    "install",
+    "load_template",
+    "node_url",
+    "rollover",
+]
+
+_T = TypeVar("_T")
+
+MAPPINGS_DIR: Final = Path(__file__).resolve().parents[2] / "mappings"
+# Every index newsradar keeps; each has mappings/<name>.json and lives behind the alias
+# <prefix>-<name>, whose write index is <prefix>-<name>-000001 until a rollover.
+INDICES: Final = (
+    "articles",
+    "stories",
+    "frontier",
+    "feeds",
+    "runs",
+    "dead-letters",
+    "alert-rules",
+    "alert-outbox",
+    "pages",
+)
+# Languages with their own analysed title_xx / text_xx fields in the articles mapping.
+LANGUAGE_FIELDS: Final = ("en", "ru", "uk", "fr", "de", "es")
+
+
+class SearchUnavailable(TransientError):
+    """Elasticsearch could not be reached or answered with a server error; retry later."""
+
+    def __init__(self, url: str, detail: str) -> None:
+        super().__init__(f"Elasticsearch at {url} is unavailable: {detail}")
+        self.url = url
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Airflow and multiprocessing pickle exceptions; the default would call __init__ with
+        # the message alone.
+        return (type(self), (self.url, self.detail))
+
+
+@dataclass(frozen=True, slots=True)
+class IndexNames:
+    """Aliases and template names under one index prefix."""
+
+    prefix: str
+
+    def alias(self, name: str) -> str:
+        """The alias that reads (and writes) index ``name``, e.g. ``newsradar-articles``."""
+        if name not in INDICES:
+            raise KeyError(name)
+        return f"{self.prefix}-{name}"
+
+    def first_index(self, name: str) -> str:
+        """The concrete index created behind the alias on first install."""
+        return f"{self.alias(name)}-000001"
+
+    def template(self, name: str) -> str:
+        return self.alias(name)
+
+    @property
+    def articles(self) -> str:
+        return self.alias("articles")
+
+    @property
+    def stories(self) -> str:
+        return self.alias("stories")
+
+    @property
+    def frontier(self) -> str:
+        return self.alias("frontier")
+
+    @property
+    def feeds(self) -> str:
+        return self.alias("feeds")
+
+    @property
+    def runs(self) -> str:
+        return self.alias("runs")
+
+    @property
+    def dead_letters(self) -> str:
+        return self.alias("dead-letters")
+
+    @property
+    def alert_rules(self) -> str:
+        return self.alias("alert-rules")
+
+    @property
+    def alert_outbox(self) -> str:
+        return self.alias("alert-outbox")
+
+    @property
+    def pages(self) -> str:
+        return self.alias("pages")
+
+    @property
+    def pattern(self) -> str:
+        """Every index of this install, for clean-up and status."""
+        return f"{self.prefix}-*"
+
+
+def connect(settings: Settings, *, timeout: float = 30.0) -> Elasticsearch:
+    """A client for ``NEWSRADAR_ES_URL`` with the API key and CA certificates from settings."""
+    options: dict[str, Any] = {"request_timeout": timeout}
+    if settings.es_api_key is not None:
+        options["api_key"] = settings.es_api_key.get_secret_value()
+    if settings.es_ca_certs is not None:
+        options["ca_certs"] = str(settings.es_ca_certs)
+    return Elasticsearch(str(settings.es_url), **options)
+
+
+@cache
+def _template_file(name: str) -> dict[str, Any]:
+    path = MAPPINGS_DIR / f"{name}.json"
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(str(path), name, f"cannot be read as JSON: {exc}") from exc
+    if not isinstance(body, dict) or "template" not in body:
+        raise ConfigError(str(path), name, "is not an index template (no 'template' key)")
+    return body
+
+
+def load_template(name: str, prefix: str) -> dict[str, Any]:
+    """The index template ``mappings/<name>.json`` with ``{prefix}`` filled in."""
+    body = copy.deepcopy(_template_file(name))
+    body["index_patterns"] = [p.replace("{prefix}", prefix) for p in body["index_patterns"]]
+    body.setdefault("_meta", {})["managed_by"] = "newsradar"
+    return body
+
+
+@dataclass(slots=True)
+class InstallReport:
+    """What ``install`` changed: templates written, indices created, mappings extended.
+
+    A template or alias counts only when what Elasticsearch stores changed; one that already
+    held what install would write is ``unchanged`` (aliases) or not listed (templates).
+    """
+
+    templates: list[str] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+    upgraded: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    # The ILM policy attached to the articles indices; None where the cluster has no ILM.
+    lifecycle_policy: str | None = None
+
+
+def install(es: Elasticsearch, prefix: str) -> InstallReport:
+    """Create or upgrade every template, index and alias under ``prefix``; safe to repeat.
+
+    Templates are overwritten (they only shape future indices). An alias that exists keeps its
+    indices and data; their mappings get the fields added since, which Elasticsearch accepts
+    for new fields and refuses for changed ones, so an incompatible change fails loudly here.
+
+    What is stored is compared before and after each write: Elasticsearch normalises what it
+    stores (objects lose ``"type": "object"``, settings become strings), so only its own
+    reading tells whether a write changed anything, and an unchanged write is a no-op there.
+    """
+    names = IndexNames(prefix)
+    report = InstallReport()
+    try:
+        lifecycle = _articles_lifecycle(es, names)
+        report.lifecycle_policy = lifecycle.get("index.lifecycle.name")
+        templates_before = _stored_templates(es, names)
+        for name in INDICES:
+            body = load_template(name, prefix)
+            if name == "articles" and lifecycle:
+                body["template"].setdefault("settings", {}).update(lifecycle)
+            es.indices.put_index_template(
+                name=names.template(name),
+                index_patterns=body["index_patterns"],
+                template=body["template"],
+                priority=body.get("priority", 200),
+                meta=body["_meta"],
+            )
+            alias = names.alias(name)
+            if es.indices.exists_alias(name=alias):
+                before = _stored_index(es, alias, lifecycle if name == "articles" else {})
+                es.indices.put_mapping(index=alias, **body["template"]["mappings"])
+                if name == "articles" and lifecycle:
+                    es.indices.put_settings(index=alias, settings=lifecycle)
+                after = _stored_index(es, alias, lifecycle if name == "articles" else {})
+                (report.upgraded if after != before else report.unchanged).append(alias)
+                continue
+            try:
+                es.indices.create(
+                    index=names.first_index(name), aliases={alias: {"is_write_index": True}}
+                )
+            except BadRequestError as exc:
+                # Another installer created it between our check and our create.
+                if exc.error != "resource_already_exists_exception":
+                    raise
+                continue
+            report.created.append(names.first_index(name))
+        templates_after = _stored_templates(es, names)
+        report.templates = [
+            names.template(name)
+            for name in INDICES
+            if templates_after.get(names.template(name))
+            != templates_before.get(names.template(name))
+        ]
+        es.cluster.health(index=names.pattern, wait_for_status="yellow", timeout="30s")
+    except EsConnectionError as exc:
+        raise SearchUnavailable(node_url(es), str(exc)) from exc
+    except ApiError as exc:
+        if exc.meta.status >= 500:
+            raise SearchUnavailable(node_url(es), str(exc)) from exc
+        raise
+    return report
+
+
+def _stored_templates(es: Elasticsearch, names: IndexNames) -> dict[str, Any]:
+    """The index templates stored under the prefix, by name, as Elasticsearch returns them."""
+    response = es.options(ignore_status=404).indices.get_index_template(name=f"{names.prefix}-*")
+    return {t["name"]: t["index_template"] for t in response.get("index_templates", [])}
+
+
+def _stored_index(es: Elasticsearch, alias: str, settings: dict[str, str]) -> dict[str, Any]:
+    """The mappings of every index behind ``alias``, and the values of ``settings`` there."""
+    stored: dict[str, Any] = {"mappings": es.indices.get_mapping(index=alias).body}
+    if settings:
+        stored["settings"] = es.indices.get_settings(index=alias, name=list(settings)).body
+    return stored
+
+
+def _articles_lifecycle(es: Elasticsearch, names: IndexNames) -> dict[str, str]:
+    """Put the articles ILM policy where the cluster has ILM; the index settings that use it.
+
+    Production clusters have ILM; the local node (no x-pack) answers ``_ilm/status`` with an
+    error, and there ``rollover`` below does the same job when called on a schedule.
+    """
+    try:
+        # Without ILM the node answers 405, and the client then benches the node for a second
+        # (harmless with one node; clusters with ILM never see it).
+        es.ilm.get_status()
+    except ApiError as exc:
+        if exc.meta.status >= 500:
+            raise
+        return {}
+    policy = names.alias("articles")
+    es.ilm.put_lifecycle(
+        name=policy,
+        policy={
+            "_meta": {"managed_by": "newsradar"},
+            "phases": {
+                "hot": {
+                    "actions": {"rollover": {"max_age": "30d", "max_primary_shard_size": "50gb"}}
+                }
+            },
+        },
+    )
+    return {"index.lifecycle.name": policy, "index.lifecycle.rollover_alias": names.articles}
+
+
+def rollover(
+    es: Elasticsearch, names: IndexNames, max_age: str = "30d", max_primary_size: str = "50gb"
+) -> bool:
+    """Roll the articles alias over to a new write index once either limit is reached.
+
+    For clusters without ILM (ILM does this by itself). Ids are unique per index only, so a
+    create of an already stored article after a rollover is not refused: dedup must look the
+    canonical URL up across the alias first.
+    """
+    try:
+        response = es.indices.rollover(
+            alias=names.articles,
+            conditions={"max_age": max_age, "max_primary_shard_size": max_primary_size},
+        )
+    except EsConnectionError as exc:
+        raise SearchUnavailable(node_url(es), str(exc)) from exc
+    except ApiError as exc:
+        if exc.meta.status >= 500:
+            raise SearchUnavailable(node_url(es), str(exc)) from exc
+        raise
+    return bool(response["rolled_over"])
+
+
+def call(es: Elasticsearch, request: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """Run ``request(*args, **kwargs)``; an unreachable or failing node is SearchUnavailable.
+
+    Connection failures, 5xx and 429 are worth retrying later (transient); any other
+    refusal is the caller's to handle and is raised as it is.
+    """
+    try:
+        return request(*args, **kwargs)
+    except TransportError as exc:
+        raise SearchUnavailable(node_url(es), str(exc).splitlines()[0]) from exc
+    except ApiError as exc:
+        if exc.status_code >= 500 or exc.status_code == 429:
+            raise SearchUnavailable(node_url(es), str(exc)) from exc
+        raise
+
+
+def node_url(es: Elasticsearch) -> str:
+    """The URL of the client's (first) node, for error messages."""
+    nodes = list(es.transport.node_pool.all())
+    return str(nodes[0].base_url) if nodes else "?"
