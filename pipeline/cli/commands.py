@@ -137,8 +137,9 @@ def _cmd_config(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_search(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline.cli.show import print_result
     from pipeline.store.client import IndexNames, connect
-    from pipeline.store.search import parse_language, parse_when, print_result, search
+    from pipeline.store.search import parse_language, parse_when, search
 
     language = parse_language(args.lang) if args.lang else None
     since = parse_when(args.since, "--since") if args.since else None
@@ -204,13 +205,8 @@ def _cmd_pull(settings: Settings, args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from pipeline.feeds.pull import (
-        fetch_policy,
-        print_report,
-        pull,
-        report_json,
-        terminal_progress,
-    )
+    from pipeline.cli.show import print_report, terminal_progress
+    from pipeline.feeds.pull import fetch_policy, pull, report_json
     from pipeline.store.client import connect
 
     config = load_config(settings)
@@ -246,7 +242,8 @@ def _cmd_kibana_import(settings: Settings, args: argparse.Namespace) -> int:
 def _cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from pipeline.feeds.state import collect_status, print_status
+    from pipeline.cli.show import print_status
+    from pipeline.feeds.state import collect_status
     from pipeline.store.client import IndexNames, connect
 
     config = load_config(settings)

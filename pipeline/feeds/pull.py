@@ -6,19 +6,13 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final, Literal, TypeVar
 
 from elasticsearch import Elasticsearch
-from rich import box
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
-from rich.progress import Progress as RichProgress
-from rich.table import Table
 
 from pipeline.errors import TransientError
 from pipeline.feeds import state as feedstate
@@ -38,11 +32,9 @@ __all__ = [
     "PullReport",
     "SourcePull",
     "fetch_policy",
-    "print_report",
     "pull",
     "report_json",
     "summary",
-    "terminal_progress",
 ]
 
 log = logging.getLogger(__name__)
@@ -568,57 +560,3 @@ def summary(report: PullReport) -> str:
         f"{report.elapsed:.1f}s: {report.new} new, {report.seen} already queued, "
         f"{report.not_modified} not modified, {report.errors} with errors (run {report.run_id})"
     )
-
-
-def print_report(report: PullReport, console: Console) -> None:
-    """The per-source table, each unhealthy feed with its reason, and the summary line."""
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for column in ("source", "new", "seen", "not-modified", "errors", "not-due"):
-        table.add_column(column, justify="left" if column == "source" else "right")
-    for source in report.sources.values():
-        table.add_row(
-            source.source,
-            str(source.new),
-            str(source.seen),
-            str(source.not_modified),
-            str(source.errors),
-            str(source.not_due),
-        )
-    if not console.is_terminal:
-        # Piped output gets the table's natural width, not rich's default of 80 columns.
-        console = Console(file=console.file, width=200)
-    console.print(table)
-    for source in report.sources.values():
-        for feed in source.polled:
-            if not feed.healthy:
-                detail = f" ({feed.detail})" if feed.detail else ""
-                console.print(
-                    f"{source.source}: {feed.url}: {feed.reason}{detail}",
-                    markup=False,
-                    soft_wrap=True,
-                    highlight=False,
-                )
-    console.print(summary(report), markup=False, highlight=False, soft_wrap=True)
-
-
-@contextmanager
-def terminal_progress(console: Console | None) -> Iterator[Progress | None]:
-    """A progress bar on ``console`` (None: no bar), as a ``progress`` callback for pull."""
-    if console is None:
-        yield None
-        return
-    bar = RichProgress(
-        TextColumn("pulling feeds"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
-    task = bar.add_task("pull", total=None)
-
-    def advance(result: FeedResult, done: int, total: int) -> None:
-        bar.update(task, completed=done, total=total)
-
-    with bar:
-        yield advance

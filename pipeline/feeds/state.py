@@ -10,9 +10,6 @@ from functools import partial
 from typing import Any, Final, Literal, TypeVar
 
 from elasticsearch import Elasticsearch
-from rich import box
-from rich.console import Console
-from rich.table import Table
 
 from pipeline.errors import PermanentError
 from pipeline.feeds.parse import FeedState
@@ -30,7 +27,6 @@ __all__ = [
     "feed_id",
     "is_healthy",
     "load",
-    "print_status",
     "refresh",
     "require_installed",
     "save",
@@ -370,55 +366,3 @@ def _date(value: str | None) -> datetime | None:
 def refresh(es: Elasticsearch, *indices: str) -> None:
     """Make recent writes searchable now instead of within the refresh interval."""
     call(es, lambda: es.indices.refresh(index=list(indices)))
-
-
-def print_status(status: dict[str, Any], console: Console) -> None:
-    """``newsradar status`` for people: a table of sources, unhealthy feeds, the totals."""
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for column in ("source", "status", "last pull", "articles", "pending", "feeds"):
-        table.add_column(column, justify="right" if column in ("articles", "pending") else "left")
-    for source in status["sources"]:
-        feeds = source["feeds"]
-        bad = sum(not feed["healthy"] for feed in feeds)
-        table.add_row(
-            source["id"],
-            source["status"],
-            (source["last_pull"] or "never")[:16].replace("T", " "),
-            str(source["articles"]),
-            str(source["pending"]),
-            f"{len(feeds)}" + (f" ({bad} unhealthy)" if bad else ""),
-        )
-    if not console.is_terminal:
-        # Piped output gets the table's natural width, not rich's default of 80 columns.
-        console = Console(file=console.file, width=200)
-    console.print(table)
-    for source in status["sources"]:
-        for feed in source["feeds"]:
-            if not feed["healthy"]:
-                detail = f" ({feed['detail']})" if feed["detail"] else ""
-                console.print(
-                    f"{source['id']}: {feed['url']}: {feed['reason']}{detail}; "
-                    f"{feed['consecutive_failures']} failures in a row, next try "
-                    f"{(feed['next_poll'] or '?')[:16].replace('T', ' ')}",
-                    markup=False,
-                    soft_wrap=True,
-                    highlight=False,
-                )
-    languages = ", ".join(f"{k} {v}" for k, v in status["by_language"].items()) or "none"
-    console.print(
-        f"{status['articles']} articles ({status['duplicates']} duplicates; {languages}), "
-        f"{status['frontier_pending']} URLs pending, {status['dead_letters']} dead letters, "
-        f"alerts {status['alerts_sent']} sent / {status['alerts_pending']} pending, "
-        f"{status.get('unmatched', 0)} articles waiting to be matched",
-        markup=False,
-        soft_wrap=True,
-        highlight=False,
-    )
-    for refused in status.get("rule_errors", ()):
-        console.print(
-            f"alert rule {refused['rule']}: {refused['error']} "
-            f"(last at {(refused['at'] or '?')[:16].replace('T', ' ')})",
-            markup=False,
-            soft_wrap=True,
-            highlight=False,
-        )

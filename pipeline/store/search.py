@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import html
 import re
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -12,9 +10,6 @@ from typing import Any, Final
 
 from elastic_transport import ConnectionTimeout, TransportError
 from elasticsearch import ApiError, Elasticsearch
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from pipeline.errors import ConfigError, PermanentError
 from pipeline.store.client import LANGUAGE_FIELDS, IndexNames, SearchUnavailable, node_url
@@ -26,7 +21,6 @@ __all__ = [
     "build_query",
     "parse_language",
     "parse_when",
-    "print_result",
     "query_fields",
     "search",
 ]
@@ -257,48 +251,6 @@ def parse_language(value: str) -> str:
     if not re.fullmatch(r"[a-z]{2}", code):
         raise ConfigError("command line", "--lang", f"{value!r} is not a two-letter language code")
     return code
-
-
-def print_result(result: SearchResult, query: str, console: Console | None = None) -> None:
-    """A readable table of the hits, with the matched words highlighted."""
-    # Piped output keeps a fixed width rather than rich's 80 columns.
-    console = console or Console(highlight=False, width=None if sys.stdout.isatty() else 120)
-    shown = f"{len(result.hits)} of {result.total}" if result.total > len(result.hits) else ""
-    noun = "article" if result.total == 1 else "articles"
-    console.print(
-        f"{result.total} {noun} match {query!r}" + (f" (showing {shown})" if shown else "")
-    )
-    if not result.hits:
-        return
-    table = Table("score", "published", "lang", "source", "article", show_lines=True)
-    for hit in result.hits:
-        article = Text()
-        title = hit.highlights.get("title")
-        article.append_text(_marked(title[0]) if title else Text(hit.title or "(no title)"))
-        article.stylize("bold")
-        if hit.duplicate_of:
-            article.append(f"  [copy of {hit.duplicate_of}]", style="dim")
-        for fragment in hit.highlights.get("text", []):
-            article.append("\n… ")
-            article.append_text(_marked(fragment))
-        if hit.url:
-            article.append(f"\n{hit.url}", style="dim")
-        table.add_row(
-            f"{hit.score:.2f}" if hit.score is not None else "",
-            (hit.published or "")[:16].replace("T", " "),
-            hit.language or "",
-            hit.source or "",
-            article,
-        )
-    console.print(table)
-
-
-def _marked(fragment: str) -> Text:
-    """A highlight fragment (HTML-escaped, <em> marks) as terminal text."""
-    text = Text()
-    for index, part in enumerate(re.split(r"</?em>", fragment)):
-        text.append(html.unescape(part), style="bold yellow" if index % 2 else "")
-    return text
 
 
 def _describe(exc: TransportError) -> str:
