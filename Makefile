@@ -70,7 +70,12 @@ FUTURE_TESTS ?= --ignore=tests/test_crashpoints.py --ignore=tests/test_up.py \
   --ignore=tests/test_demo.py \
   --deselect=tests/test_index.py::test_a_node_killed_mid_run_loses_and_duplicates_nothing
 
+# libfaketime reads an offset it half understands as something else ("+365x" is 365 seconds),
+# which would be a second run on today's date: the offset must move `date` by a day at least.
 test-future: install compose-tool browser future-clock es-up $(FUTURE_SHIM)
+	@fake=$$(faketime -f "$(FUTURE_OFFSET)" date +%s 2>/dev/null) && [ -n "$$fake" ] \
+	  && moved=$$((fake - $$(date +%s))) && [ "$${moved#-}" -ge 86400 ] \
+	  || { echo "test-future: FUTURE_OFFSET '$(FUTURE_OFFSET)' does not move the clock by a day" >&2; exit 2; }
 	LD_PRELOAD=$(abspath $(FUTURE_SHIM)) faketime -m --exclude-monotonic -f "$(FUTURE_OFFSET)" \
 	  $(VENV)/bin/pytest -p no:cacheprovider $(FUTURE_TESTS)
 
