@@ -10,6 +10,7 @@ claims: 1 h, a digest being sent: 30 min) has run out, as the next scheduled cyc
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -158,12 +159,13 @@ def final_state(es: Elasticsearch, install: Install) -> dict[str, Any]:
     frontier = es.search(
         index=names.frontier, size=1000, source_includes=["url", "state", "article_id"]
     )
+    # A mail is compared by the stories it reports: which copy of a story it links to (and
+    # which story leads its subject) depends on which copy the crawl happened to meet first.
+    story_of = {url: tuple(sorted(urls)) for urls in stories.values() for url in urls}
     mails = sorted(
         (
             tuple(received.rcpt_tos),
-            # Which story leads the subject depends on which copy the crawl met first.
-            str(received.message()["Subject"]).split(" \N{EM DASH} ")[0],
-            tuple(sorted(line for line in _body(received) if "http" in line)),
+            tuple(sorted({story_of[url] for url in _links(received) if url in story_of})),
         )
         for received in install.handler.received
     )
@@ -185,9 +187,11 @@ def final_state(es: Elasticsearch, install: Install) -> dict[str, Any]:
     }
 
 
-def _body(received: Any) -> list[str]:
+def _links(received: Any) -> set[str]:
+    """Every URL in the plain-text part of a received mail."""
     part = received.message().get_body(("plain",))
-    return [] if part is None else [line.strip() for line in part.get_content().splitlines()]
+    text = "" if part is None else part.get_content()
+    return set(re.findall(r"https?://\S+", text))
 
 
 def digest_states(es: Elasticsearch, install: Install) -> list[str]:
