@@ -23,7 +23,7 @@ from pipeline.normalise.extract import ExtractedArticle
 from pipeline.normalise.fingerprint import DEFAULT_CONFIG, DedupConfig, classify, fingerprint
 from pipeline.normalise.language import LanguageResult
 from pipeline.normalise.page import NormalisedArticle
-from pipeline.store import stories
+from pipeline.store import story_documents, story_match
 from pipeline.store.articles import article_document, iso_utc, parse_iso_utc
 from pipeline.store.client import IndexNames, load_template
 from pipeline.store.stories import StoryDecision, ingest
@@ -346,7 +346,8 @@ def test_big_lookups_fall_back_to_one_search_per_article_with_the_same_result(
     es_client: Elasticsearch, names: IndexNames, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Five hits per search: the batch's candidates and its stories' articles never fit in one.
-    monkeypatch.setattr(stories, "_MAX_HITS", 5)
+    monkeypatch.setattr(story_match, "MAX_HITS", 5)
+    monkeypatch.setattr(story_documents, "MAX_HITS", 5)
     bases = [b["id"] for b in BASES[:12]]
     copies = [r["id"] for r in VARIANTS if r["of"] in bases]
     plan = [(T0, bases), (T1, copies)]

@@ -28,8 +28,8 @@ from pipeline.discover.listings import Candidate, discover_source
 from pipeline.net.fetch import FetchPolicy
 from pipeline.settings import Config, Source
 from pipeline.store.bulk import BulkAction, RunStats, record_run, write
-from pipeline.store.client import IndexNames, call
-from pipeline.store.frontier import FrontierRecord, enqueue
+from pipeline.store.client import IndexNames
+from pipeline.store.frontier import FrontierRecord, enqueue, queued
 
 __all__ = [
     "CLAIM_LIMIT",
@@ -95,37 +95,7 @@ def claim(
     lease: timedelta = LEASE,
 ) -> tuple[list[Claim], int]:
     """Claim up to ``limit`` pending (or abandoned) URLs; the claims won and how many were lost."""
-    filters: list[dict[str, Any]] = [
-        {
-            "bool": {
-                "should": [
-                    {"term": {"state": "pending"}},
-                    {
-                        "bool": {
-                            "filter": [
-                                {"term": {"state": "claimed"}},
-                                {"range": {"claimed_until": {"lt": now.isoformat()}}},
-                            ]
-                        }
-                    },
-                ],
-                "minimum_should_match": 1,
-            }
-        }
-    ]
-    if sources:
-        filters.append({"terms": {"source": list(sources)}})
-    response = call(
-        es,
-        lambda: es.search(
-            index=names.frontier,
-            query={"bool": {"filter": filters}},
-            sort=[{"discovered": "asc"}, {"canonical_url": "asc"}],
-            size=limit,
-            seq_no_primary_term=True,
-        ),
-    )
-    hits = response["hits"]["hits"]
+    hits = queued(es, names, limit=limit, sources=sources, expired_before=now, versions=True)
     until = (now + lease).isoformat()
     actions = [
         BulkAction(

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import socket
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -13,13 +11,10 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _dist_version
-from typing import TYPE_CHECKING
 from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
 
 import urllib3
 import w3lib.url
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import (
     DecodeError,
     HTTPError,
@@ -31,9 +26,7 @@ from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.response import BaseHTTPResponse
 
 from pipeline.errors import ConfigError, PermanentError, TransientError
-
-if TYPE_CHECKING:  # urllib3 defines these protocols for type checkers only
-    from urllib3._base_connection import BaseHTTPConnection, BaseHTTPSConnection
+from pipeline.net.deadline import Watchdog, WatchedHTTPPool, WatchedHTTPSPool
 
 __all__ = [
     "DEFAULT_CONTACT_URL",
@@ -271,91 +264,6 @@ def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
-# --------------------------------------------------------------------------- deadline watchdog
-
-
-class _Watchdog:
-    """Shuts a fetch's sockets down when its deadline passes.
-
-    A socket read timeout bounds each recv, not the fetch: a server that trickles one byte
-    per second never trips it. Shutting the socket down wakes the blocked read at once.
-    """
-
-    def __init__(self, seconds: float) -> None:
-        self.fired = False
-        self._lock = threading.Lock()
-        self._sockets: list[socket.socket] = []
-        self._timer = threading.Timer(max(seconds, 0.0), self._fire)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def watch(self, sock: socket.socket | None) -> None:
-        """Shut ``sock`` down at the deadline (at once if it has passed)."""
-        if sock is None:
-            return
-        with self._lock:
-            self._sockets.append(sock)
-            if self.fired:
-                _shut(sock)
-
-    def cancel(self) -> None:
-        self._timer.cancel()
-
-    def _fire(self) -> None:
-        with self._lock:
-            self.fired = True
-            for sock in self._sockets:
-                _shut(sock)
-
-
-def _shut(sock: socket.socket) -> None:
-    # The base method on purpose: SSLSocket.shutdown would first try to unwrap TLS.
-    with contextlib.suppress(OSError):  # already closed
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-
-# The socket is registered at connect time, not later: http.client drops the connection's
-# reference to it (conn.sock = None) as soon as a response will close the connection.
-class _WatchedHTTPConnection(HTTPConnection):
-    watchdog: _Watchdog | None = None
-
-    def connect(self) -> None:
-        super().connect()
-        if self.watchdog is not None:
-            self.watchdog.watch(self.sock)
-
-
-class _WatchedHTTPSConnection(HTTPSConnection):
-    watchdog: _Watchdog | None = None
-
-    def connect(self) -> None:
-        super().connect()
-        if self.watchdog is not None:
-            self.watchdog.watch(self.sock)
-
-
-class _WatchedHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTPConnection
-    watchdog: _Watchdog | None = None
-
-    def _new_conn(self) -> BaseHTTPConnection:
-        conn = super()._new_conn()
-        if isinstance(conn, _WatchedHTTPConnection):
-            conn.watchdog = self.watchdog
-        return conn
-
-
-class _WatchedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _WatchedHTTPSConnection
-    watchdog: _Watchdog | None = None
-
-    def _new_conn(self) -> BaseHTTPSConnection:
-        conn = super()._new_conn()
-        if isinstance(conn, _WatchedHTTPSConnection):
-            conn.watchdog = self.watchdog
-        return conn
-
-
 # --------------------------------------------------------------------------- fetch
 
 
@@ -424,7 +332,7 @@ def _resolve(target: _Target, policy: FetchPolicy) -> list[str]:
 
 def _request(
     manager: urllib3.PoolManager,
-    watchdog: _Watchdog,
+    watchdog: Watchdog,
     target: _Target,
     address: str,
     headers: dict[str, str],
@@ -439,7 +347,7 @@ def _request(
     pool = manager.connection_from_host(
         address.split("%", 1)[0], target.port, target.scheme, pool_kwargs=pool_kwargs
     )
-    if isinstance(pool, _WatchedHTTPPool | _WatchedHTTPSPool):
+    if isinstance(pool, WatchedHTTPPool | WatchedHTTPSPool):
         pool.watchdog = watchdog
     remaining = max(deadline - time.monotonic(), 0.001)
     timeout = urllib3.Timeout(
@@ -460,7 +368,7 @@ def _request(
 
 def _open(
     manager: urllib3.PoolManager,
-    watchdog: _Watchdog,
+    watchdog: Watchdog,
     target: _Target,
     addresses: list[str],
     headers: dict[str, str],
@@ -481,7 +389,7 @@ def _open(
 
 
 def _read_body(
-    resp: BaseHTTPResponse, url: str, policy: FetchPolicy, deadline: float, watchdog: _Watchdog
+    resp: BaseHTTPResponse, url: str, policy: FetchPolicy, deadline: float, watchdog: Watchdog
 ) -> bytes:
     """Stream the decoded body, stopping as soon as it passes the cap or the deadline."""
     length = resp.headers.get("content-length")
@@ -514,7 +422,7 @@ def _status_error(url: str, resp: BaseHTTPResponse) -> FetchFailed | FetchUnavai
 
 
 def _translate(
-    err: HTTPError | OSError, url: str, watchdog: _Watchdog
+    err: HTTPError | OSError, url: str, watchdog: Watchdog
 ) -> FetchFailed | FetchUnavailable:
     """Map urllib3's and the socket layer's errors to our outcomes."""
     if watchdog.fired:
@@ -556,8 +464,8 @@ def fetch(
     if last_modified:
         headers["If-Modified-Since"] = last_modified
     manager = urllib3.PoolManager(num_pools=4, cert_reqs="CERT_REQUIRED", ca_certs=policy.ca_certs)
-    manager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
-    watchdog = _Watchdog(policy.deadline)
+    manager.pool_classes_by_scheme = {"http": WatchedHTTPPool, "https": WatchedHTTPSPool}
+    watchdog = Watchdog(policy.deadline)
     chain: list[str] = []
     current = url
     try:

@@ -414,20 +414,7 @@ def extract_article(
     anything else is a bug.
     """
     fetched_at = as_utc(fetched_at)
-    if not body.strip():
-        raise ExtractionError(url, "no_text", "empty body")
-    _reject_non_html_bytes(body, url, content_type)
-    page = decode_html(body, content_type)
-    _reject_non_html_text(page.text, url)
-    tree = trafilatura.load_html(page.text)
-    if tree is None:
-        raise ExtractionError(url, "not_html", "unparseable markup")
-    # Counted before the heavy work: lxml's count takes milliseconds where trafilatura on the
-    # same tree takes minutes.
-    elements = int(tree.xpath("count(//*)"))
-    if elements > max_elements:
-        raise ExtractionError(url, "oversize", f"{elements} HTML elements > {max_elements}")
-
+    page, tree = _load_page(body, url, content_type, max_elements)
     head = _read_head(tree)
     base = absolute_http(head.base or "", url) or url
     declared = [absolute_http(v or "", base) for v in (head.canonical, head.meta.get("og:url"))]
@@ -451,34 +438,13 @@ def extract_article(
         [*(head.meta.get(key) for key in _MODIFIED_META), *head.ld_modified], fetched_at, []
     )
 
-    title = (
-        title
-        or _clean(document.title)
-        or _clean(_first_meta(head, "og:title", "twitter:title"))
-        or _clean(head.title)
-        or _fallback_title(text)
-    )
-    language_hint = (
-        normalise_language(head.html_lang)
-        or normalise_language(head.meta.get("og:locale"))
-        or normalise_language(head.meta.get("content-language"))
-        or normalise_language(content_language)
-    )
     authors = _split_authors(
         [*head.ld_authors, head.meta.get("author"), head.meta.get("article:author")]
     ) or _split_authors([document.author])
-    image = _first_meta(
-        head,
-        "og:image",
-        "og:image:url",
-        "og:image:secure_url",
-        "twitter:image",
-        "twitter:image:src",
-    )
     return ExtractedArticle(
         url=url.strip(),
         canonical_url=canonical_url,
-        title=title,
+        title=_title(title, document, head, text),
         text=text,
         description=_clean(
             _first_meta(head, "og:description", "description", "twitter:description")
@@ -494,9 +460,63 @@ def extract_article(
             _first_meta(head, "og:site_name", "application-name")
             or next(iter(head.ld_site_names), None)
         ),
-        lead_image=absolute_http(image or document.image or "", base),
-        language_hint=language_hint,
+        lead_image=_lead_image(head, document, base),
+        language_hint=_language_hint(head, content_language),
         encoding=page.encoding,
         mojibake_repaired=page.mojibake_repaired,
         rejected_dates=tuple(rejected),
     )
+
+
+def _load_page(
+    body: bytes, url: str, content_type: str | None, max_elements: int
+) -> tuple[DecodedPage, Any]:
+    """The decoded page and its parsed tree; ExtractionError when it is not HTML or too big."""
+    if not body.strip():
+        raise ExtractionError(url, "no_text", "empty body")
+    _reject_non_html_bytes(body, url, content_type)
+    page = decode_html(body, content_type)
+    _reject_non_html_text(page.text, url)
+    tree = trafilatura.load_html(page.text)
+    if tree is None:
+        raise ExtractionError(url, "not_html", "unparseable markup")
+    # Counted before the heavy work: lxml's count takes milliseconds where trafilatura on the
+    # same tree takes minutes.
+    elements = int(tree.xpath("count(//*)"))
+    if elements > max_elements:
+        raise ExtractionError(url, "oversize", f"{elements} HTML elements > {max_elements}")
+    return page, tree
+
+
+def _title(feed_title: str | None, document: Document, head: _Head, text: str) -> str:
+    """The feed's title, else the page's (extractor, social tags, <title>), else the text's."""
+    return (
+        feed_title
+        or _clean(document.title)
+        or _clean(_first_meta(head, "og:title", "twitter:title"))
+        or _clean(head.title)
+        or _fallback_title(text)
+    )
+
+
+def _language_hint(head: _Head, content_language: str | None) -> str | None:
+    """The language the page declares: <html lang>, og:locale, then the Content-Language."""
+    return (
+        normalise_language(head.html_lang)
+        or normalise_language(head.meta.get("og:locale"))
+        or normalise_language(head.meta.get("content-language"))
+        or normalise_language(content_language)
+    )
+
+
+def _lead_image(head: _Head, document: Document, base: str) -> str | None:
+    """The page's image (social tags, else the extractor's), as an absolute http(s) URL."""
+    image = _first_meta(
+        head,
+        "og:image",
+        "og:image:url",
+        "og:image:secure_url",
+        "twitter:image",
+        "twitter:image:src",
+    )
+    return absolute_http(image or document.image or "", base)

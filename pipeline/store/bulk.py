@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
@@ -176,28 +176,15 @@ def write(
     """
     if chunk_bytes > MAX_CHUNK_BYTES:
         raise ValueError(f"chunk_bytes is capped at {MAX_CHUNK_BYTES} bytes")
-    report = BulkReport()
-    # Documents sent and not yet answered for, so a refused one can be dead-lettered whole:
-    # with raise_on_error=False the helper does not hand the document back.
-    in_flight: dict[str, deque[BulkAction]] = {}
-    pending_dead: list[_DeadLetter] = []
-    targets: set[str] = set()
-
-    def source() -> Iterator[dict[str, Any]]:
-        for action in actions:
-            in_flight.setdefault(action.id, deque()).append(action)
-            targets.add(action.index)
-            yield _bulk_item(action)
-
     # The transport would re-send a 429 or 503 at once, without waiting; leave those to the
     # helper, which backs off. It still re-sends a whole bulk after a dropped connection
     # (elasticsearch #19286): harmless for create (already_stored) and index (same document);
     # a conditional update whose ack was lost comes back as a conflict, to be re-read.
-    client = es.options(retry_on_status=())
+    ledger = _Ledger(es, es.options(retry_on_status=()), names, stage, run_id, chunk_docs)
     try:
         results = streaming_bulk(
-            client,
-            source(),
+            ledger.client,
+            ledger.send(actions),
             chunk_size=chunk_docs,
             max_chunk_bytes=chunk_bytes,
             raise_on_error=False,
@@ -211,49 +198,85 @@ def write(
             yield_ok=True,
         )
         for ok, info in results:
-            op_type, item = next(iter(info.items()))
-            doc_id = str(item.get("_id"))
-            action = _take(in_flight, doc_id)
-            status = int(item.get("status", 500))
-            if ok:
-                result = item.get("result")
-                report.add(doc_id, _success_outcome(result))
-                if "_seq_no" in item and "_primary_term" in item:
-                    report.versions[doc_id] = (int(item["_seq_no"]), int(item["_primary_term"]))
-                continue
-            error = item.get("error")
-            error_type, reason = _error_parts(error)
-            if status == 409:
-                conditional = action is not None and action.if_seq_no is not None
-                outcome: Outcome = (
-                    "already_stored" if op_type == "create" and not conditional else "conflict"
-                )
-                report.add(doc_id, outcome)
-                continue
-            if status >= 500:
-                _flush_dead_letters(client, names, stage, run_id, pending_dead, report)
-                raise IndexingInterrupted(
-                    node_url(es), f"{status} {error_type} for {doc_id}: {reason}", report
-                )
-            if action is None:
-                # Cannot happen unless Elasticsearch answers for an id it was never sent.
-                raise BulkRejected(status, f"an answer for unknown id {doc_id!r}: {reason}")
-            log.debug("dead letter %s %s: %s %s", action.index, doc_id, status, reason)
-            pending_dead.append(_DeadLetter(action, status, error_type, reason))
-            if len(pending_dead) >= chunk_docs:
-                _flush_dead_letters(client, names, stage, run_id, pending_dead, report)
-        _flush_dead_letters(client, names, stage, run_id, pending_dead, report)
+            ledger.answer(ok, info)
+        ledger.flush()
     except TransportError as exc:
         # Connection refused or reset, a timeout: the chunk in flight is unacknowledged.
-        raise IndexingInterrupted(node_url(es), str(exc), report) from exc
+        raise IndexingInterrupted(node_url(es), str(exc), ledger.report) from exc
     except ApiError as exc:
         if exc.status_code in _RETRY_STATUSES or exc.status_code >= 500:
-            raise IndexingInterrupted(node_url(es), str(exc), report) from exc
+            raise IndexingInterrupted(node_url(es), str(exc), ledger.report) from exc
         raise BulkRejected(exc.status_code, str(exc)) from exc
+    report, targets = ledger.report, ledger.targets
     if refresh and targets:
         indices = sorted(targets | ({names.dead_letters} if report.dead_lettered else set()))
         call(es, lambda: es.indices.refresh(index=indices))
     return report
+
+
+@dataclass
+class _Ledger:
+    """One ``write``: the documents sent and not yet answered for, the report, dead letters."""
+
+    es: Elasticsearch
+    client: Elasticsearch  # es without the transport's own retries
+    names: IndexNames
+    stage: str
+    run_id: str | None
+    chunk_docs: int
+    report: BulkReport = field(default_factory=BulkReport)
+    # Documents sent and not yet answered for, so a refused one can be dead-lettered whole:
+    # with raise_on_error=False the helper does not hand the document back.
+    in_flight: dict[str, deque[BulkAction]] = field(default_factory=dict)
+    pending_dead: list[_DeadLetter] = field(default_factory=list)
+    targets: set[str] = field(default_factory=set)
+
+    def send(self, actions: Iterable[BulkAction]) -> Iterator[dict[str, Any]]:
+        """The helper's items for ``actions``, each noted as in flight."""
+        for action in actions:
+            self.in_flight.setdefault(action.id, deque()).append(action)
+            self.targets.add(action.index)
+            yield _bulk_item(action)
+
+    def answer(self, ok: bool, info: Mapping[str, Any]) -> None:
+        """Account for one answer; a 5xx that outlasted the retries raises IndexingInterrupted."""
+        op_type, item = next(iter(info.items()))
+        doc_id = str(item.get("_id"))
+        action = _take(self.in_flight, doc_id)
+        status = int(item.get("status", 500))
+        if ok:
+            result = item.get("result")
+            self.report.add(doc_id, _success_outcome(result))
+            if "_seq_no" in item and "_primary_term" in item:
+                self.report.versions[doc_id] = (int(item["_seq_no"]), int(item["_primary_term"]))
+            return
+        error = item.get("error")
+        error_type, reason = _error_parts(error)
+        if status == 409:
+            conditional = action is not None and action.if_seq_no is not None
+            outcome: Outcome = (
+                "already_stored" if op_type == "create" and not conditional else "conflict"
+            )
+            self.report.add(doc_id, outcome)
+            return
+        if status >= 500:
+            self.flush()
+            raise IndexingInterrupted(
+                node_url(self.es), f"{status} {error_type} for {doc_id}: {reason}", self.report
+            )
+        if action is None:
+            # Cannot happen unless Elasticsearch answers for an id it was never sent.
+            raise BulkRejected(status, f"an answer for unknown id {doc_id!r}: {reason}")
+        log.debug("dead letter %s %s: %s %s", action.index, doc_id, status, reason)
+        self.pending_dead.append(_DeadLetter(action, status, error_type, reason))
+        if len(self.pending_dead) >= self.chunk_docs:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the dead letters collected so far."""
+        _flush_dead_letters(
+            self.client, self.names, self.stage, self.run_id, self.pending_dead, self.report
+        )
 
 
 def _bulk_item(action: BulkAction) -> dict[str, Any]:

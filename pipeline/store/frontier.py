@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, Literal, TypeVar
@@ -27,6 +27,7 @@ __all__ = [
     "enqueue",
     "link_refusal",
     "pending",
+    "queued",
 ]
 
 Via = Literal["feed", "sitemap", "start_page"]
@@ -182,13 +183,33 @@ class PendingUrl:
     published: str | None = None
 
 
-def pending(
-    es: Elasticsearch, names: IndexNames, *, source: str | None = None, limit: int = 100
-) -> list[PendingUrl]:
-    """Up to ``limit`` pending URLs, oldest discovery first; no claiming (the crawl does that)."""
-    filters: list[dict[str, Any]] = [{"term": {"state": "pending"}}]
-    if source is not None:
-        filters.append({"term": {"source": source}})
+def queued(
+    es: Elasticsearch,
+    names: IndexNames,
+    *,
+    limit: int,
+    sources: Sequence[str] | None = None,
+    expired_before: datetime | None = None,
+    versions: bool = False,
+    fields: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Frontier hits waiting for the crawl, oldest discovery first: pending records of ``sources``.
+
+    With ``expired_before``, also the claims whose lease ended before it (their crawl died).
+    ``versions`` reads each hit's ``_seq_no``/``_primary_term``, for a conditional claim.
+    """
+    waiting: dict[str, Any] = {"term": {"state": "pending"}}
+    if expired_before is not None:
+        expired = [
+            {"term": {"state": "claimed"}},
+            {"range": {"claimed_until": {"lt": expired_before.isoformat()}}},
+        ]
+        waiting = {
+            "bool": {"should": [waiting, {"bool": {"filter": expired}}], "minimum_should_match": 1}
+        }
+    filters: list[dict[str, Any]] = [waiting]
+    if sources:
+        filters.append({"terms": {"source": list(sources)}})
     response = call(
         es,
         lambda: es.search(
@@ -196,16 +217,32 @@ def pending(
             query={"bool": {"filter": filters}},
             sort=[{"discovered": "asc"}, {"canonical_url": "asc"}],
             size=limit,
-            source_includes=[
-                "url",
-                "canonical_url",
-                "source",
-                "via",
-                "discovered",
-                "feed_title",
-                "published",
-            ],
+            seq_no_primary_term=versions,
+            source_includes=list(fields) if fields is not None else None,
         ),
+    )
+    hits: list[dict[str, Any]] = response["hits"]["hits"]
+    return hits
+
+
+def pending(
+    es: Elasticsearch, names: IndexNames, *, source: str | None = None, limit: int = 100
+) -> list[PendingUrl]:
+    """Up to ``limit`` pending URLs, oldest discovery first; no claiming (the crawl does that)."""
+    hits = queued(
+        es,
+        names,
+        limit=limit,
+        sources=[source] if source is not None else None,
+        fields=[
+            "url",
+            "canonical_url",
+            "source",
+            "via",
+            "discovered",
+            "feed_title",
+            "published",
+        ],
     )
     return [
         PendingUrl(
@@ -218,7 +255,7 @@ def pending(
             feed_title=hit["_source"].get("feed_title"),
             published=hit["_source"].get("published"),
         )
-        for hit in response["hits"]["hits"]
+        for hit in hits
     ]
 
 

@@ -1,0 +1,147 @@
+"""The writes of verdicts: proposals that only ever improve, and copies kept in their match's story.
+
+The story fields of an article document are a "best so far" register, written with
+``if_seq_no``/``if_primary_term``; on a conflict the document is re-read and written only if the
+proposal still ranks higher. See ``pipeline.store.stories`` for why this converges.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any, Final
+
+from pipeline.store.story_state import (
+    MAX_ATTEMPTS,
+    STATE_FIELDS,
+    Batch,
+    StoryWriteRejected,
+    Verdict,
+    better,
+    chunks,
+    stored_of,
+)
+
+__all__ = ["propose", "settle"]
+
+log = logging.getLogger(__name__)
+
+# Copies looked up per moved article when a story changes; more would need paging.
+_MAX_CHILDREN: Final = 10_000
+
+
+def propose(batch: Batch, proposals: Mapping[str, Verdict]) -> None:
+    """Write each proposal that outranks the stored verdict, re-reading on conflicts."""
+    pending = {i: p for i, p in proposals.items() if better(p, batch.known[i].verdict)}
+    _write_verdicts(batch, pending, lambda i, p: better(p, batch.known[i].verdict))
+
+
+def _write_verdicts(
+    batch: Batch, pending: dict[str, Verdict], still_wanted: Callable[[str, Verdict], bool]
+) -> None:
+    for _ in range(MAX_ATTEMPTS):
+        if not pending:
+            return
+        operations: list[Mapping[str, Any]] = []
+        for ident, verdict in pending.items():
+            stored = batch.known[ident]
+            operations += [
+                {
+                    "update": {
+                        "_index": stored.index,
+                        "_id": ident,
+                        "if_seq_no": stored.seq_no,
+                        "if_primary_term": stored.primary_term,
+                    }
+                },
+                {"doc": verdict.fields()},
+            ]
+        response = batch.es.bulk(operations=operations)
+        conflicts: list[str] = []
+        for (ident, verdict), item in zip(pending.items(), response["items"], strict=True):
+            result = item["update"]
+            if result["status"] == 409:
+                conflicts.append(ident)
+                batch.counts["conflicts"] += 1
+                continue
+            if result["status"] >= 300:
+                raise StoryWriteRejected(result["_index"], ident, result.get("error"))
+            old = batch.known[ident]
+            batch.known[ident] = replace(
+                old,
+                seq_no=int(result["_seq_no"]),
+                primary_term=int(result["_primary_term"]),
+                verdict=verdict,
+            )
+            _changed(batch, ident, old.verdict, verdict)
+        batch.reread(conflicts)
+        pending = {i: pending[i] for i in conflicts if still_wanted(i, pending[i])}
+    log.warning("gave up on %d story writes after %d conflicts", len(pending), MAX_ATTEMPTS)
+
+
+def _changed(batch: Batch, ident: str, old: Verdict | None, new: Verdict) -> None:
+    batch.stories.add(new.story_id)
+    if old is not None:
+        batch.stories.add(old.story_id)
+        if old.story_id != new.story_id:
+            batch.moved.add(ident)
+            batch.counts["moved"] += 1
+
+
+def settle(batch: Batch, check: set[str]) -> None:
+    """Make every copy's story its match's story, following moves to their copies."""
+    for _ in range(MAX_ATTEMPTS * 2):
+        if batch.moved:
+            # The copies of a moved article: found after the move, so none is missed
+            # by both this query and its own writer's re-check.
+            batch.es.indices.refresh(index=batch.names.articles)
+            check |= _copies_of(batch, sorted(batch.moved))
+            batch.moved = set()
+        if not check:
+            return
+        # One realtime read of the copies and their matches as known; a second only for
+        # matches that changed meanwhile.
+        parents = _matches_of(batch, check)
+        batch.reread(check | parents)
+        batch.reread(_matches_of(batch, check) - parents)
+        fixes: dict[str, Verdict] = {}
+        for ident in check:
+            verdict = batch.known[ident].verdict
+            if verdict is None or verdict.duplicate_of is None:
+                continue
+            parent = batch.known.get(verdict.duplicate_of)
+            if parent is None or parent.verdict is None:
+                continue
+            if parent.verdict.story_id != verdict.story_id:
+                fixes[ident] = replace(verdict, story_id=parent.verdict.story_id)
+        if not fixes and not batch.moved:
+            return
+        # A fix whose document changed meanwhile is dropped here and checked again below.
+        batch.counts["story fixes"] += len(fixes)
+        _write_verdicts(batch, fixes, lambda i, p: False)
+        check = set(fixes)
+    log.warning("stories did not settle for %d articles", len(check))
+
+
+def _matches_of(batch: Batch, ids: Iterable[str]) -> set[str]:
+    return {
+        v.duplicate_of
+        for i in ids
+        if (v := batch.known[i].verdict) is not None and v.duplicate_of is not None
+    }
+
+
+def _copies_of(batch: Batch, parents: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for part in chunks(parents, 1000):
+        response = batch.es.search(
+            index=batch.names.articles,
+            query={"terms": {"duplicate_of": list(part)}},
+            size=_MAX_CHILDREN,
+            seq_no_primary_term=True,
+            source_includes=STATE_FIELDS,
+        )
+        for hit in response["hits"]["hits"]:
+            found.add(batch.learn(stored_of(hit)).id)
+    return found
