@@ -15,6 +15,7 @@ from elasticsearch import Elasticsearch
 from httpfaults import closed_port
 
 from pipeline.feeds.parse import FeedEntry
+from pipeline.feeds.pull import frontier_record
 from pipeline.net.fetch import AddressRule
 from pipeline.store.client import IndexNames, SearchUnavailable, install
 from pipeline.store.frontier import FrontierRecord, count, enqueue, link_refusal, pending
@@ -92,9 +93,7 @@ def test_a_record_from_a_feed_entry_keeps_what_the_feed_said(
         image=None,
         author=None,
     )
-    record = FrontierRecord.from_entry(
-        entry, source=ns, feed_url=f"https://{ns}.example/rss", discovered=NOW
-    )
+    record = frontier_record(entry, source=ns, feed_url=f"https://{ns}.example/rss", discovered=NOW)
     enqueue(es_client, names, [record], run_id="r1")
     doc = es_client.get(index=names.frontier, id=record.id)["_source"]
     assert doc == {

@@ -16,7 +16,14 @@ from elasticsearch import Elasticsearch
 
 from pipeline.errors import TransientError
 from pipeline.feeds import state as feedstate
-from pipeline.feeds.parse import FeedState, PollBounds, PollOutcome, discover_feeds, next_poll
+from pipeline.feeds.parse import (
+    FeedEntry,
+    FeedState,
+    PollBounds,
+    PollOutcome,
+    discover_feeds,
+    next_poll,
+)
 from pipeline.feeds.poll import FeedPoll, poll_feed
 from pipeline.feeds.state import StoredFeed
 from pipeline.net.fetch import FetchFailed, FetchPolicy, FetchUnavailable, fetch, user_agent
@@ -32,6 +39,7 @@ __all__ = [
     "PullReport",
     "SourcePull",
     "fetch_policy",
+    "frontier_record",
     "pull",
     "report_json",
     "summary",
@@ -49,6 +57,25 @@ Progress = Callable[["FeedResult", int, int], None]
 
 _In = TypeVar("_In")
 _Out = TypeVar("_Out")
+
+
+def frontier_record(
+    entry: FeedEntry, *, source: str, feed_url: str, discovered: datetime
+) -> FrontierRecord:
+    """The frontier record for one parsed feed entry."""
+    return FrontierRecord(
+        url=entry.link,
+        canonical_url=entry.url,
+        source=source,
+        via="feed",
+        discovered=discovered,
+        feed_url=feed_url,
+        title=entry.title,
+        summary=entry.summary,
+        published=entry.published,
+        published_raw=entry.published_raw,
+        guid=entry.guid,
+    )
 
 
 def fetch_policy(settings: Settings) -> FetchPolicy:
@@ -363,9 +390,7 @@ def _poll(
                     result.skipped[refusal] += 1
                     continue
                 records.append(
-                    FrontierRecord.from_entry(
-                        entry, source=feed.source, feed_url=feed.url, discovered=now
-                    )
+                    frontier_record(entry, source=feed.source, feed_url=feed.url, discovered=now)
                 )
             queued = frontier.enqueue(es, names, records, run_id=run_id)
             result.new, result.seen = queued.new, queued.seen

@@ -12,7 +12,6 @@ from urllib.parse import urlsplit
 
 from elasticsearch import Elasticsearch
 
-from pipeline.feeds.parse import FeedEntry
 from pipeline.net.fetch import AddressRule
 from pipeline.net.urls import url_id
 from pipeline.store.bulk import BulkAction, write
@@ -59,25 +58,6 @@ class FrontierRecord:
     published: datetime | None = None  # implausible dates were already rejected upstream
     published_raw: str | None = None  # the listing's own text, whatever became of it
     guid: str | None = None
-
-    @classmethod
-    def from_entry(
-        cls, entry: FeedEntry, *, source: str, feed_url: str, discovered: datetime
-    ) -> FrontierRecord:
-        """The record for one parsed feed entry."""
-        return cls(
-            url=entry.link,
-            canonical_url=entry.url,
-            source=source,
-            via="feed",
-            discovered=discovered,
-            feed_url=feed_url,
-            title=entry.title,
-            summary=entry.summary,
-            published=entry.published,
-            published_raw=entry.published_raw,
-            guid=entry.guid,
-        )
 
     @property
     def id(self) -> str:
