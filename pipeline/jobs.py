@@ -30,7 +30,8 @@ from pipeline.crawl.claims import (
 from pipeline.crawl.process import CrawlError, CrawlPolicy, CrawlReport
 from pipeline.errors import PermanentError
 from pipeline.feeds.pull import PullReport, fetch_policy, pull
-from pipeline.feeds.state import collect_status, refresh
+from pipeline.feeds.state import refresh
+from pipeline.ops.status import collect_status
 from pipeline.settings import Config, Settings, Source, load_config, load_settings
 from pipeline.store.client import call, connect, rollover
 
