@@ -311,7 +311,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             store_rules(es, IndexNames(prefix), config.alerts, source="bench")
             # As `NEWSRADAR_CRAWL_DELAY=0 NEWSRADAR_CRAWL_CONCURRENCY=16 newsradar run` does.
             policy = jobs.crawl_policy(
-                {"NEWSRADAR_CRAWL_DELAY": "0", "NEWSRADAR_CRAWL_CONCURRENCY": str(args.concurrency)}
+                load_settings(
+                    {
+                        "NEWSRADAR_CRAWL_DELAY": "0",
+                        "NEWSRADAR_CRAWL_CONCURRENCY": str(args.concurrency),
+                    }
+                )
             )
             policy = replace(
                 policy,

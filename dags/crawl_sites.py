@@ -8,8 +8,14 @@ it creates are announced on the alert-outbox asset, as ingest_feeds does.
 from __future__ import annotations
 
 from airflow.sdk import dag, task, teardown
-from airflow.sdk.exceptions import AirflowSkipException
-from newsradar_common import ALERT_OUTBOX, DEFAULT_ARGS, START, now, run_id, shards
+from newsradar_common import (
+    ALERT_OUTBOX,
+    DEFAULT_ARGS,
+    START,
+    count_alerts,
+    crawl_sources,
+    source_groups,
+)
 
 
 @dag(
@@ -28,10 +34,7 @@ def crawl_sites() -> None:
     @task
     def sources() -> list[list[str]]:
         """The sources with sitemaps or section pages, one group per task."""
-        from pipeline.settings import load_config, load_settings
-
-        config = load_config(load_settings())
-        return shards([s.id for s in config.sources if s.sitemaps or s.start_urls])
+        return source_groups(listed_only=True)
 
     @task(
         map_index_template="{{ task.op_kwargs['source_ids'] | join(' ') }}",
@@ -39,28 +42,13 @@ def crawl_sites() -> None:
     )
     def crawl(source_ids: list[str]) -> dict[str, int]:
         """Discover the sources' listed articles, crawl their pending URLs, index, match."""
-        from pipeline import jobs
-
-        with jobs.connected() as (config, es):
-            report = jobs.discover_and_crawl(
-                config,
-                es,
-                now=now(),
-                sources=source_ids,
-                policy=jobs.crawl_policy(),
-                run_id=run_id(),
-            )
-        report.raise_for_broken_sources()
-        return report.counts()
+        return crawl_sources(source_ids, pull_feeds=False)
 
     @teardown
     @task(outlets=[ALERT_OUTBOX])
     def announce_alerts(counts: list[dict[str, int]]) -> int:
         """Update the outbox asset if alerts were created (see ingest_feeds)."""
-        created = sum(c.get("alerts", 0) for c in counts if c)
-        if not created:
-            raise AirflowSkipException("no new alerts")
-        return created
+        return count_alerts(counts)
 
     announce_alerts(crawl.expand(source_ids=sources()))
 

@@ -9,8 +9,14 @@ waiting for its next five-minute tick.
 from __future__ import annotations
 
 from airflow.sdk import dag, task, teardown
-from airflow.sdk.exceptions import AirflowSkipException
-from newsradar_common import ALERT_OUTBOX, DEFAULT_ARGS, START, now, run_id, shards
+from newsradar_common import (
+    ALERT_OUTBOX,
+    DEFAULT_ARGS,
+    START,
+    count_alerts,
+    crawl_sources,
+    source_groups,
+)
 
 
 @dag(
@@ -29,9 +35,7 @@ def ingest_feeds() -> None:
     @task
     def sources() -> list[list[str]]:
         """The configured sources (NEWSRADAR_CONFIG_DIR/sources.yaml), one group per task."""
-        from pipeline.settings import load_config, load_settings
-
-        return shards([source.id for source in load_config(load_settings()).sources])
+        return source_groups()
 
     @task(
         map_index_template="{{ task.op_kwargs['source_ids'] | join(' ') }}",
@@ -39,30 +43,14 @@ def ingest_feeds() -> None:
     )
     def ingest(source_ids: list[str]) -> dict[str, int]:
         """Pull the sources' due feeds, crawl their pending URLs, index, match; counts only."""
-        from pipeline import jobs
-
-        with jobs.connected() as (config, es):
-            report = jobs.ingest(
-                config,
-                es,
-                now=now(),
-                sources=source_ids,
-                policy=jobs.crawl_policy(),
-                with_discovery=False,  # crawl_sites' job, hourly
-                run_id=run_id(),
-            )
-        report.raise_for_broken_sources()
-        return report.counts()
+        return crawl_sources(source_ids, pull_feeds=True)
 
     @teardown
     @task(outlets=[ALERT_OUTBOX])
     def announce_alerts(counts: list[dict[str, int]]) -> int:
         """Update the outbox asset if alerts were created; a teardown, so it runs whatever
         became of the sources while a failed source still fails the run."""
-        created = sum(c.get("alerts", 0) for c in counts if c)
-        if not created:
-            raise AirflowSkipException("no new alerts")
-        return created
+        return count_alerts(counts)
 
     announce_alerts(ingest.expand(source_ids=sources()))
 

@@ -1,4 +1,4 @@
-"""What the newsradar DAGs share: start date, retries by error kind, the alert-outbox asset.
+"""What the newsradar DAGs share: start date, retries, the alert-outbox asset, the task bodies.
 
 Not a DAG file (``.airflowignore`` skips it). Like the DAG files it imports nothing but
 ``airflow.sdk``: the scheduler parses them often, so pipeline modules are imported inside tasks.
@@ -6,14 +6,24 @@ Not a DAG file (``.airflowignore`` skips it). Like the DAG files it imports noth
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import Asset, ExceptionRetryPolicy, RetryAction, RetryRule, get_current_context
+from airflow.sdk.exceptions import AirflowSkipException
 
-__all__ = ["ALERT_OUTBOX", "DEFAULT_ARGS", "START", "now", "run_id", "shards"]
+__all__ = [
+    "ALERT_OUTBOX",
+    "DEFAULT_ARGS",
+    "START",
+    "count_alerts",
+    "crawl_sources",
+    "now",
+    "run_id",
+    "shards",
+    "source_groups",
+]
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 """Static, and in the past: with catchup off, only the latest interval runs."""
@@ -64,18 +74,63 @@ def run_id() -> str:
     return f"{ti.dag_id}:{ti.run_id}:{ti.task_id}:{ti.map_index}"
 
 
-def shards(source_ids: Sequence[str]) -> list[list[str]]:
-    """The sources in groups of ``NEWSRADAR_SOURCES_PER_TASK`` (default 1), one mapped task each.
+def shards(source_ids: Sequence[str], size: int) -> list[list[str]]:
+    """The sources in groups of ``size`` (NEWSRADAR_SOURCES_PER_TASK), one mapped task each.
 
     One source per task isolates failures best. Each task also starts a crawl process, which
     costs a few seconds however few pages it fetches, so many small sources go faster in groups:
     a source that cannot be read then fails its group's task, after the group's work is saved.
     """
-    from pipeline.errors import ConfigError
-
-    raw = os.environ.get("NEWSRADAR_SOURCES_PER_TASK", "1").strip() or "1"
-    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
-        raise ConfigError("environment", "NEWSRADAR_SOURCES_PER_TASK", f"{raw!r} is not 1..1000")
-    size = int(raw)
     ids = list(source_ids)
     return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
+def source_groups(*, listed_only: bool = False) -> list[list[str]]:
+    """The configured sources (NEWSRADAR_CONFIG_DIR/sources.yaml), one group per mapped task;
+    ``listed_only``: only those with sitemaps or section pages."""
+    from pipeline.settings import load_config, load_settings
+
+    config = load_config(load_settings())
+    ids = [s.id for s in config.sources if not listed_only or s.sitemaps or s.start_urls]
+    return shards(ids, config.settings.sources_per_task)
+
+
+def crawl_sources(source_ids: list[str], *, pull_feeds: bool) -> dict[str, int]:
+    """One mapped ingest task: crawl the sources' pending URLs, index, match; counts only.
+
+    ``pull_feeds`` first pulls their due feeds (ingest_feeds); without it their sitemaps and
+    section pages are read instead (crawl_sites). A source that could not be read at all
+    fails the task once the others' work is saved.
+    """
+    from pipeline import jobs
+
+    with jobs.connected() as (config, es):
+        policy = jobs.crawl_policy(config.settings)
+        if pull_feeds:
+            report = jobs.ingest(
+                config,
+                es,
+                now=now(),
+                sources=source_ids,
+                policy=policy,
+                with_discovery=False,  # crawl_sites' job, hourly
+                run_id=run_id(),
+            )
+        else:
+            report = jobs.discover_and_crawl(
+                config, es, now=now(), sources=source_ids, policy=policy, run_id=run_id()
+            )
+    report.raise_for_broken_sources()
+    return report.counts()
+
+
+def count_alerts(counts: Sequence[dict[str, int] | None]) -> int:
+    """The alerts the mapped tasks created; skips the task (no asset update) when none.
+
+    Run as a teardown, so it runs whatever became of the sources while a failed source
+    still fails the run.
+    """
+    created = sum(c.get("alerts", 0) for c in counts if c)
+    if not created:
+        raise AirflowSkipException("no new alerts")
+    return created

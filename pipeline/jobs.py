@@ -8,7 +8,6 @@ schedule's data interval, so a retried or overlapping run picks up exactly what 
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -29,11 +28,12 @@ from pipeline.crawl.claims import (
     discover_into_frontier,
 )
 from pipeline.crawl.process import CrawlError, CrawlPolicy, CrawlReport
-from pipeline.errors import ConfigError, PermanentError
+from pipeline.errors import PermanentError
 from pipeline.feeds.pull import PullReport, fetch_policy, pull
-from pipeline.feeds.state import collect_status, refresh
-from pipeline.settings import Config, Source, load_config, load_settings
-from pipeline.store.client import IndexNames, call, connect, rollover
+from pipeline.feeds.state import refresh
+from pipeline.ops.status import collect_status
+from pipeline.settings import Config, Settings, Source, load_config, load_settings
+from pipeline.store.client import call, connect, rollover
 
 __all__ = [
     "CycleReport",
@@ -167,7 +167,7 @@ def discover(
 ) -> dict[str, Counter[str]]:
     """Sitemaps, news sitemaps and section pages of the selected sources into the frontier."""
     selected = _selected(config, sources)
-    names = IndexNames(config.settings.index_prefix)
+    names = config.settings.names
     found = discover_into_frontier(
         es, names, selected, policy=fetch_policy(config.settings), now=now, run_id=run_id
     )
@@ -197,7 +197,7 @@ def crawl_and_match(
     goes up.
     """
     report = IngestReport(run_id=run_id or uuid.uuid4().hex)
-    names = IndexNames(config.settings.index_prefix)
+    names = config.settings.names
     selected = [s.id for s in _selected(config, sources)] if sources else None
     earlier = match_pending(es, names, now=now, sources=selected, run_id=report.run_id)
     try:
@@ -262,7 +262,7 @@ def deliver(config: Config, es: Elasticsearch, *, now: datetime) -> SendReport:
     """Mail the digests that are due (at most one per recipient and rule interval)."""
     return send_digests(
         es,
-        IndexNames(config.settings.index_prefix),
+        config.settings.names,
         config,
         SmtpConfig.from_settings(config.settings),
         now=now,
@@ -347,7 +347,7 @@ def connected(environ: Mapping[str, str] | None = None) -> Iterator[tuple[Config
         es.close()
 
 
-def crawl_policy(environ: Mapping[str, str] | None = None) -> CrawlPolicy:
+def crawl_policy(settings: Settings) -> CrawlPolicy:
     """The crawl's politeness from ``NEWSRADAR_CRAWL_DELAY`` and ``NEWSRADAR_CRAWL_CONCURRENCY``.
 
     The delay is the seconds between two requests to one host (default 1, AutoThrottle's
@@ -355,12 +355,8 @@ def crawl_policy(environ: Mapping[str, str] | None = None) -> CrawlPolicy:
     the delay to 0 for its loopback site; the web gets the defaults. A delay of 0 also turns
     AutoThrottle off: it would otherwise wait about one response time between requests.
     """
-    env = os.environ if environ is None else environ
     defaults = CrawlPolicy()
-    delay = _number(env, "NEWSRADAR_CRAWL_DELAY", defaults.download_delay, 0.0, 60.0)
-    concurrency = int(
-        _number(env, "NEWSRADAR_CRAWL_CONCURRENCY", defaults.concurrency_per_domain, 1, 64)
-    )
+    delay, concurrency = settings.crawl_delay, settings.crawl_concurrency
     if delay == defaults.download_delay and concurrency == defaults.concurrency_per_domain:
         return defaults
     # AutoThrottle starts from this delay and never goes below download_delay.
@@ -373,25 +369,12 @@ def crawl_policy(environ: Mapping[str, str] | None = None) -> CrawlPolicy:
     )
 
 
-def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError("environment", name, f"{raw!r} is not a number") from None
-    if not low <= value <= high:
-        raise ConfigError("environment", name, f"{raw} is not between {low:g} and {high:g}")
-    return value
-
-
 # --- maintenance ------------------------------------------------------------------------------
 
 
 def source_health(config: Config, es: Elasticsearch) -> dict[str, Any]:
     """Which sources are unhealthy or never pulled, with each failing feed's reason."""
-    status = collect_status(es, IndexNames(config.settings.index_prefix), config.sources)
+    status = collect_status(es, config.settings.names, config.sources)
     unhealthy = {
         source["id"]: [
             f"{feed['url']}: {feed.get('reason') or 'unhealthy'}"
@@ -416,7 +399,7 @@ def rollover_articles(
     """Roll the articles alias over once its write index is old or big enough (no-ILM nodes)."""
     return rollover(
         es,
-        IndexNames(config.settings.index_prefix),
+        config.settings.names,
         max_age=max_age,
         max_primary_size=max_primary_size,
     )
@@ -426,7 +409,7 @@ def dead_letter_summary(
     config: Config, es: Elasticsearch, *, now: datetime, window: timedelta = timedelta(days=1)
 ) -> dict[str, Any]:
     """Dead letters in all and of the last ``window``, by stage and error type."""
-    names = IndexNames(config.settings.index_prefix)
+    names = config.settings.names
     since = (now - window).isoformat()
     response = call(
         es,

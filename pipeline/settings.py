@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Final, TypeVar
 from urllib.parse import urlsplit
@@ -23,6 +25,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.errors import ConfigError
+from pipeline.store.names import IndexNames
 
 __all__ = [
     "AlertRule",
@@ -116,6 +119,48 @@ class Settings(BaseSettings):
     kibana_password: SecretStr | None = None
     kibana_api_key: SecretStr | None = None
     kibana_ca_certs: Path | None = None
+    # The crawl's politeness for every host (pipeline.jobs.crawl_policy): seconds between two
+    # requests, and requests in flight; a source's own ``crawl:`` limits win.
+    crawl_delay: float = 1.0
+    crawl_concurrency: int = 2
+    # Sources per mapped Airflow task (dags/newsradar_common.shards).
+    sources_per_task: int = 1
+
+    @cached_property
+    def names(self) -> IndexNames:
+        """The index names under ``index_prefix``, one object for every stage."""
+        return IndexNames(self.index_prefix)
+
+    def to_json(self) -> str:
+        """Every setting as JSON, secrets in clear: for a child process's private job file."""
+        data = self.model_dump(mode="json")
+        for name, value in self:
+            if isinstance(value, SecretStr):
+                data[name] = value.get_secret_value()
+        return json.dumps(data, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Settings:
+        """Settings written by ``to_json``; the environment is not read."""
+        return cls.model_validate(json.loads(text))
+
+    @field_validator("crawl_delay", mode="before")
+    @classmethod
+    def _crawl_delay(cls, value: Any) -> Any:
+        return _number(value, 1.0, 0.0, 60.0)
+
+    @field_validator("crawl_concurrency", mode="before")
+    @classmethod
+    def _crawl_concurrency(cls, value: Any) -> Any:
+        return int(_number(value, 2, 1, 64))
+
+    @field_validator("sources_per_task", mode="before")
+    @classmethod
+    def _sources_per_task(cls, value: Any) -> Any:
+        raw = str(value).strip() or "1"
+        if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+            raise ValueError(f"{raw!r} is not 1..1000")
+        return int(raw)
 
     @model_validator(mode="before")
     @classmethod
@@ -139,6 +184,20 @@ class Settings(BaseSettings):
         if base is not None and "smtp_host" not in data and "smtp_port" not in data:
             data["smtp_port"] = base + _MAIL_PORT_OFFSET
         return data
+
+
+def _number(value: Any, default: float, low: float, high: float) -> float:
+    """``value`` (an environment string or a number) as a number in [low, high]; blank: default."""
+    raw = str(value).strip()
+    if not raw:
+        return default
+    try:
+        number = float(raw)
+    except ValueError:
+        raise ValueError(f"{raw!r} is not a number") from None
+    if not low <= number <= high:
+        raise ValueError(f"{raw} is not between {low:g} and {high:g}")
+    return number
 
 
 class CrawlLimits(BaseModel):

@@ -46,8 +46,8 @@ def scrapy_settings(job: CrawlJob, files: JobFiles) -> ScrapySettings:
     policy = job.policy
     settings.setdict(
         {
-            "USER_AGENT": user_agent(job.contact_url),
-            "SSRF_ALLOW_PRIVATE_NETWORKS": job.allow_private_networks,
+            "USER_AGENT": user_agent(job.settings.contact_url),
+            "SSRF_ALLOW_PRIVATE_NETWORKS": job.settings.allow_private_networks,
             "SSRF_ALLOWED_NETWORKS": list(policy.allowed_networks),
             "CONCURRENT_REQUESTS_PER_DOMAIN": policy.concurrency_per_domain,
             "DOWNLOAD_DELAY": policy.download_delay,
@@ -65,6 +65,7 @@ def scrapy_settings(job: CrawlJob, files: JobFiles) -> ScrapySettings:
             "EXTRACT_TIMEOUT": policy.extract_timeout or DEFAULT_EXTRACT_TIMEOUT,
             "OUTCOMES_FILE": str(files.outcomes),
             "NEWSRADAR_INDEX": job.index,
+            "NEWSRADAR_SETTINGS": job.settings,
             "NEWSRADAR_RUN_ID": job.run_id,
             "NEWSRADAR_COUNTRIES": dict(job.countries),
         },

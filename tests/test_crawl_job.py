@@ -55,8 +55,7 @@ def test_write_job_clears_a_previous_runs_results(tmp_path: Path) -> None:
     job = CrawlJob(
         candidates=(_candidate(URL),),
         languages={},
-        allow_private_networks=False,
-        contact_url="https://example.org/contact",
+        settings=Settings(contact_url="https://example.org/contact"),
         policy=CrawlPolicy(),
     )
     write_job(job, files)
@@ -96,8 +95,7 @@ def test_the_extraction_budget_travels_with_the_job(tmp_path: Path) -> None:
     job = CrawlJob(
         candidates=(_candidate(URL),),
         languages={},
-        allow_private_networks=False,
-        contact_url="https://example.org/contact",
+        settings=Settings(contact_url="https://example.org/contact"),
         policy=CrawlPolicy(normalise_workers=2, extract_timeout=2.5),
     )
     write_job(job, files)
@@ -134,3 +132,20 @@ def test_a_bad_extract_timeout_variable_is_one_line_naming_it(raw: str) -> None:
 def test_the_extraction_budget_defaults_to_ten_seconds_and_reads_the_variable() -> None:
     assert load_settings({}).extract_timeout == 10.0
     assert load_settings({"NEWSRADAR_EXTRACT_TIMEOUT": "2.5"}).extract_timeout == 2.5
+
+
+def test_the_settings_travel_whole_in_an_owner_only_job_file(tmp_path: Path) -> None:
+    files = JobFiles(tmp_path)
+    settings = load_settings(
+        {"NEWSRADAR_ES_API_KEY": "s3cret", "NEWSRADAR_INDEX_PREFIX": "elsewhere"}
+    )
+    job = CrawlJob(
+        candidates=(_candidate(URL),), languages={}, settings=settings, policy=CrawlPolicy()
+    )
+    write_job(job, files)
+    assert files.job.stat().st_mode & 0o777 == 0o600
+    read = read_job(files)
+    assert read.settings == settings and read.settings.names.prefix == "elsewhere"
+    assert read.settings.es_api_key is not None
+    assert read.settings.es_api_key.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(read)

@@ -23,6 +23,7 @@ from pipeline.feeds.parse import PollBounds
 from pipeline.feeds.pull import PullReport, pull
 from pipeline.feeds.state import StoredFeed
 from pipeline.net.fetch import FetchPolicy
+from pipeline.ops.status import collect_status
 from pipeline.settings import Config, Settings, Source, load_settings
 from pipeline.store.client import IndexNames, SearchUnavailable, install
 
@@ -218,7 +219,7 @@ def test_broken_feeds_are_source_errors_while_the_others_are_ingested(
         sources.append(_feed(server, ident, body, kind))
     report = puller(*sources)
     assert report.sources["good"].new > 0 and report.sources["good"].errors == 0
-    status = feedstate.collect_status(puller.es, puller.names, sources)
+    status = collect_status(puller.es, puller.names, sources)
     shown = {s["id"]: s for s in status["sources"]}
     assert shown["good"]["status"] == "ok"
     for ident, (_, _, reason) in BROKEN.items():

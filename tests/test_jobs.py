@@ -147,16 +147,20 @@ def _nato_digests(handler: ScriptedHandler) -> list[str]:
 
 
 def test_crawl_policy_comes_from_the_environment() -> None:
-    assert jobs.crawl_policy({}) == jobs.crawl_policy({"NEWSRADAR_CRAWL_DELAY": "1"})
-    fast = jobs.crawl_policy({"NEWSRADAR_CRAWL_DELAY": "0", "NEWSRADAR_CRAWL_CONCURRENCY": "4"})
+    assert jobs.crawl_policy(load_settings({})) == jobs.crawl_policy(
+        load_settings({"NEWSRADAR_CRAWL_DELAY": "1"})
+    )
+    fast = jobs.crawl_policy(
+        load_settings({"NEWSRADAR_CRAWL_DELAY": "0", "NEWSRADAR_CRAWL_CONCURRENCY": "4"})
+    )
     assert (fast.download_delay, fast.concurrency_per_domain) == (0.0, 4)
     assert fast.autothrottle_start_delay == pytest.approx(0.05)
     assert fast.scrapy_settings == {"AUTOTHROTTLE_ENABLED": False}
-    assert jobs.crawl_policy({"NEWSRADAR_CRAWL_DELAY": "0.5"}).scrapy_settings == {}
+    assert jobs.crawl_policy(load_settings({"NEWSRADAR_CRAWL_DELAY": "0.5"})).scrapy_settings == {}
     with pytest.raises(ConfigError, match="NEWSRADAR_CRAWL_DELAY"):
-        jobs.crawl_policy({"NEWSRADAR_CRAWL_DELAY": "soon"})
+        jobs.crawl_policy(load_settings({"NEWSRADAR_CRAWL_DELAY": "soon"}))
     with pytest.raises(ConfigError, match="NEWSRADAR_CRAWL_CONCURRENCY"):
-        jobs.crawl_policy({"NEWSRADAR_CRAWL_CONCURRENCY": "0"})
+        jobs.crawl_policy(load_settings({"NEWSRADAR_CRAWL_CONCURRENCY": "0"}))
 
 
 def test_a_cycle_run_again_indexes_nothing_twice_and_mails_once(

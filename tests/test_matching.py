@@ -19,7 +19,7 @@ from pipeline.alerts.outbox import (
     matching_health,
 )
 from pipeline.cli import main
-from pipeline.feeds.state import collect_status
+from pipeline.ops.status import collect_status
 from pipeline.settings import Settings
 from pipeline.store.client import SearchUnavailable
 

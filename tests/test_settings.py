@@ -91,6 +91,44 @@ def test_bad_environment_names_the_variable(variable: str, value: str) -> None:
     assert str(info.value).startswith(f"environment: {variable}: ")
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "problem"),
+    [
+        ("NEWSRADAR_CRAWL_DELAY", "soon", "'soon' is not a number"),
+        ("NEWSRADAR_CRAWL_DELAY", "61", "61 is not between 0 and 60"),
+        ("NEWSRADAR_CRAWL_CONCURRENCY", "0", "0 is not between 1 and 64"),
+        ("NEWSRADAR_SOURCES_PER_TASK", "four", "'four' is not 1..1000"),
+        ("NEWSRADAR_SOURCES_PER_TASK", "1001", "'1001' is not 1..1000"),
+    ],
+)
+def test_bad_crawl_and_task_variables_are_one_line(variable: str, value: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings({variable: value})
+    assert str(info.value) == f"environment: {variable}: {problem}"
+
+
+def test_crawl_and_task_variables_default_when_blank() -> None:
+    settings = load_settings(
+        {
+            "NEWSRADAR_CRAWL_DELAY": " ",
+            "NEWSRADAR_CRAWL_CONCURRENCY": "",
+            "NEWSRADAR_SOURCES_PER_TASK": "",
+        }
+    )
+    assert (settings.crawl_delay, settings.crawl_concurrency, settings.sources_per_task) == (
+        1,
+        2,
+        1,
+    )
+    assert load_settings({"NEWSRADAR_SOURCES_PER_TASK": "4"}).sources_per_task == 4
+
+
+def test_one_index_names_travels_with_the_settings() -> None:
+    settings = load_settings({"NEWSRADAR_INDEX_PREFIX": "test-abc"})
+    assert settings.names is settings.names
+    assert settings.names.articles == "test-abc-articles"
+
+
 def test_es_port_alone_moves_the_url_to_that_port() -> None:
     # NEWSRADAR_ES_PORT alone used to leave the URL on 9200: another node, used silently.
     assert load_settings({"NEWSRADAR_ES_PORT": "19200"}).es_url == "http://127.0.0.1:19200"

@@ -267,7 +267,7 @@ def crawl_frontier(
     Raises CrawlError (transient) when the crawl itself failed; the outcomes it did record
     are written back first, and the other claims return to pending.
     """
-    names = IndexNames(config.settings.index_prefix)
+    names = config.settings.names
     run = CrawlRun(run_id=run_id or uuid.uuid4().hex, worker=worker or uuid.uuid4().hex[:12])
     started = now
     claims, run.lost = claim(es, names, worker=run.worker, now=now, sources=sources, limit=limit)

@@ -216,8 +216,7 @@ class CrawlJob:
 
     candidates: tuple[Candidate, ...]
     languages: Mapping[str, str | None]  # source id -> language hint
-    allow_private_networks: bool
-    contact_url: str
+    settings: Settings  # the caller's, whole: the node, the SSRF guard, the contact URL
     policy: CrawlPolicy
     index: bool = False  # dedup and index each article (IndexPipeline), keep its page
     run_id: str | None = None
@@ -232,7 +231,7 @@ class JobFiles:
 
     @property
     def job(self) -> Path:
-        """JSON: the settings, the policy and the language hints."""
+        """JSON: the settings (secrets included: owner-only), the policy and the language hints."""
         return self.directory / "job.json"
 
     @property
@@ -266,15 +265,19 @@ def write_job(job: CrawlJob, files: JobFiles) -> None:
     for stale in (files.outcomes, files.summary):
         stale.unlink(missing_ok=True)
     header = {
-        "allow_private_networks": job.allow_private_networks,
-        "contact_url": job.contact_url,
+        "settings": json.loads(job.settings.to_json()),
         "languages": dict(job.languages),
         "policy": asdict(job.policy),
         "index": job.index,
         "run_id": job.run_id,
         "countries": dict(job.countries),
     }
-    files.job.write_text(json.dumps(header, ensure_ascii=False, indent=1), encoding="utf-8")
+    # The settings hold the Elasticsearch API key: the file is its owner's alone, and nothing
+    # logs it (a Settings repr masks secrets).
+    files.job.unlink(missing_ok=True)
+    descriptor = os.open(files.job, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with open(descriptor, "w", encoding="utf-8") as out:
+        out.write(json.dumps(header, ensure_ascii=False, indent=1))
     with files.candidates.open("w", encoding="utf-8") as out:
         for candidate in job.candidates:
             out.write(json.dumps(asdict(candidate), ensure_ascii=False) + "\n")
@@ -295,8 +298,7 @@ def read_job(files: JobFiles) -> CrawlJob:
         return CrawlJob(
             candidates=tuple(candidates),
             languages=dict(header.get("languages") or {}),
-            allow_private_networks=bool(header["allow_private_networks"]),
-            contact_url=str(header["contact_url"]),
+            settings=Settings.from_json(json.dumps(header["settings"])),
             policy=policy,
             index=bool(header.get("index", False)),
             run_id=header.get("run_id"),
@@ -345,8 +347,7 @@ def crawl(
     job = CrawlJob(
         candidates=tuple(unique.values()),
         languages=dict(languages or {}),
-        allow_private_networks=settings.allow_private_networks,
-        contact_url=settings.contact_url,
+        settings=settings,
         policy=policy,
         index=index,
         run_id=run_id,
@@ -356,7 +357,7 @@ def crawl(
         files = JobFiles(directory)
         write_job(job, files)
         started = time.monotonic()
-        run_errors = _run(files, timeout, _child_environment(settings))
+        run_errors = _run(files, timeout)
         report = _report(files, job, run_errors, time.monotonic() - started)
     report = replace(report, repeated_input=len(candidates) - len(unique))
     if report.errors:
@@ -381,34 +382,15 @@ def _job_directory(workdir: Path | None) -> Iterator[Path]:
         yield Path(tmp)
 
 
-def _child_environment(settings: Settings) -> dict[str, str]:
-    """The crawl process's environment: ours, with the Elasticsearch settings of ``settings``.
+def _run(files: JobFiles, timeout: float) -> list[str]:
+    """Run the crawl process; the problems of the run as seen from outside it.
 
-    Settings may have been built in code rather than from the environment; the child reads
-    them from its environment, and secrets stay out of the job files on disk.
+    The process inherits our environment unchanged: it reads its settings from the job file.
     """
-    env = dict(os.environ)
-    env["NEWSRADAR_ES_URL"] = str(settings.es_url)
-    env["NEWSRADAR_INDEX_PREFIX"] = settings.index_prefix
-    for name, value in (
-        ("NEWSRADAR_ES_API_KEY", settings.es_api_key and settings.es_api_key.get_secret_value()),
-        ("NEWSRADAR_ES_CA_CERTS", settings.es_ca_certs and str(settings.es_ca_certs)),
-    ):
-        if value:
-            env[name] = value
-        else:
-            env.pop(name, None)
-    return env
-
-
-def _run(files: JobFiles, timeout: float, env: Mapping[str, str]) -> list[str]:
-    """Run the crawl process; the problems of the run as seen from outside it."""
     command = [sys.executable, "-m", "spiders.run", str(files.directory)]
     with files.log.open("wb") as log:
         # Output goes to a file, not a pipe: a chatty crawl can never block on a full pipe.
-        process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=dict(env)
-        )
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         try:
             code = process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

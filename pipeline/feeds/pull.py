@@ -221,7 +221,7 @@ def pull(
     A broken feed is recorded on its state (unhealthy, with its reason, retried on backoff)
     and never stops the others; Elasticsearch being unreachable raises SearchUnavailable.
     """
-    names = IndexNames(config.settings.index_prefix)
+    names = config.settings.names
     selected = [config.source(s) for s in sources] if sources else list(config.sources)
     run_id = run_id or f"pull-{now.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
     bounds = bounds or PollBounds()

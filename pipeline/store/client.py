@@ -16,6 +16,7 @@ from elasticsearch import ConnectionError as EsConnectionError
 
 from pipeline.errors import ConfigError, TransientError
 from pipeline.settings import Settings
+from pipeline.store.names import INDICES, IndexNames
 
 __all__ = [
     "INDICES",
@@ -35,19 +36,6 @@ __all__ = [
 _T = TypeVar("_T")
 
 MAPPINGS_DIR: Final = Path(__file__).resolve().parents[2] / "mappings"
-# Every index newsradar keeps; each has mappings/<name>.json and lives behind the alias
-# <prefix>-<name>, whose write index is <prefix>-<name>-000001 until a rollover.
-INDICES: Final = (
-    "articles",
-    "stories",
-    "frontier",
-    "feeds",
-    "runs",
-    "dead-letters",
-    "alert-rules",
-    "alert-outbox",
-    "pages",
-)
 # Languages with their own analysed title_xx / text_xx fields in the articles mapping.
 LANGUAGE_FIELDS: Final = ("en", "ru", "uk", "fr", "de", "es")
 
@@ -64,67 +52,6 @@ class SearchUnavailable(TransientError):
         # Airflow and multiprocessing pickle exceptions; the default would call __init__ with
         # the message alone.
         return (type(self), (self.url, self.detail))
-
-
-@dataclass(frozen=True, slots=True)
-class IndexNames:
-    """Aliases and template names under one index prefix."""
-
-    prefix: str
-
-    def alias(self, name: str) -> str:
-        """The alias that reads (and writes) index ``name``, e.g. ``newsradar-articles``."""
-        if name not in INDICES:
-            raise KeyError(name)
-        return f"{self.prefix}-{name}"
-
-    def first_index(self, name: str) -> str:
-        """The concrete index created behind the alias on first install."""
-        return f"{self.alias(name)}-000001"
-
-    def template(self, name: str) -> str:
-        return self.alias(name)
-
-    @property
-    def articles(self) -> str:
-        return self.alias("articles")
-
-    @property
-    def stories(self) -> str:
-        return self.alias("stories")
-
-    @property
-    def frontier(self) -> str:
-        return self.alias("frontier")
-
-    @property
-    def feeds(self) -> str:
-        return self.alias("feeds")
-
-    @property
-    def runs(self) -> str:
-        return self.alias("runs")
-
-    @property
-    def dead_letters(self) -> str:
-        return self.alias("dead-letters")
-
-    @property
-    def alert_rules(self) -> str:
-        return self.alias("alert-rules")
-
-    @property
-    def alert_outbox(self) -> str:
-        return self.alias("alert-outbox")
-
-    @property
-    def pages(self) -> str:
-        return self.alias("pages")
-
-    @property
-    def pattern(self) -> str:
-        """Every index of this install, for clean-up and status."""
-        return f"{self.prefix}-*"
 
 
 def connect(settings: Settings, *, timeout: float = 30.0) -> Elasticsearch:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Self
 
 from pipeline.crawl.process import CrawlOutcome
-from pipeline.settings import load_settings
+from pipeline.settings import Settings
 from pipeline.store.client import IndexNames, connect
 from pipeline.store.pages import KeptPage, keep
 from pipeline.store.stories import StoryDecision, ingest
@@ -60,11 +60,11 @@ class IndexPipeline:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        # The crawl process inherits the Elasticsearch settings through its environment.
-        settings = load_settings()
+        # The caller's settings, read from the job file by spiders.run.
+        settings: Settings = crawler.settings["NEWSRADAR_SETTINGS"]
         return cls(
             connect(settings),
-            IndexNames(settings.index_prefix),
+            settings.names,
             run_id=crawler.settings.get("NEWSRADAR_RUN_ID"),
             countries=dict(crawler.settings.getdict("NEWSRADAR_COUNTRIES")),
             batch_size=crawler.settings.getint("NEWSRADAR_INDEX_BATCH", 100),

@@ -1,0 +1,87 @@
+"""Index names: the indices newsradar keeps and their aliases under one prefix.
+
+Imports nothing from pipeline: pipeline.settings hands one IndexNames to every stage
+(``Settings.names``), so this module sits below the settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = ["INDICES", "IndexNames"]
+
+# Every index newsradar keeps; each has mappings/<name>.json and lives behind the alias
+# <prefix>-<name>, whose write index is <prefix>-<name>-000001 until a rollover.
+INDICES: Final = (
+    "articles",
+    "stories",
+    "frontier",
+    "feeds",
+    "runs",
+    "dead-letters",
+    "alert-rules",
+    "alert-outbox",
+    "pages",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class IndexNames:
+    """Aliases and template names under one index prefix."""
+
+    prefix: str
+
+    def alias(self, name: str) -> str:
+        """The alias that reads (and writes) index ``name``, e.g. ``newsradar-articles``."""
+        if name not in INDICES:
+            raise KeyError(name)
+        return f"{self.prefix}-{name}"
+
+    def first_index(self, name: str) -> str:
+        """The concrete index created behind the alias on first install."""
+        return f"{self.alias(name)}-000001"
+
+    def template(self, name: str) -> str:
+        return self.alias(name)
+
+    @property
+    def articles(self) -> str:
+        return self.alias("articles")
+
+    @property
+    def stories(self) -> str:
+        return self.alias("stories")
+
+    @property
+    def frontier(self) -> str:
+        return self.alias("frontier")
+
+    @property
+    def feeds(self) -> str:
+        return self.alias("feeds")
+
+    @property
+    def runs(self) -> str:
+        return self.alias("runs")
+
+    @property
+    def dead_letters(self) -> str:
+        return self.alias("dead-letters")
+
+    @property
+    def alert_rules(self) -> str:
+        return self.alias("alert-rules")
+
+    @property
+    def alert_outbox(self) -> str:
+        return self.alias("alert-outbox")
+
+    @property
+    def pages(self) -> str:
+        return self.alias("pages")
+
+    @property
+    def pattern(self) -> str:
+        """Every index of this install, for clean-up and status."""
+        return f"{self.prefix}-*"
