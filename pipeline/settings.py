@@ -25,7 +25,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.errors import ConfigError
-from pipeline.store.names import IndexNames
+from pipeline.store.names import LANGUAGE_FIELDS, IndexNames
 
 __all__ = [
     "AlertRule",
@@ -275,7 +275,6 @@ class AlertRule(BaseModel):
         # Imported here: pipeline.alerts.query reads the analysed languages from
         # pipeline.store.client, which imports this module.
         from pipeline.alerts.query import QuerySyntaxError, parse_query
-        from pipeline.store.client import LANGUAGE_FIELDS
 
         for lang, query in value.items():
             if lang not in LANGUAGE_FIELDS:

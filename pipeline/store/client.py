@@ -16,7 +16,7 @@ from elasticsearch import ConnectionError as EsConnectionError
 
 from pipeline.errors import ConfigError, TransientError
 from pipeline.settings import Settings
-from pipeline.store.names import INDICES, IndexNames
+from pipeline.store.names import INDICES, LANGUAGE_FIELDS, IndexNames
 
 __all__ = [
     "INDICES",
@@ -36,8 +36,6 @@ __all__ = [
 _T = TypeVar("_T")
 
 MAPPINGS_DIR: Final = Path(__file__).resolve().parents[2] / "mappings"
-# Languages with their own analysed title_xx / text_xx fields in the articles mapping.
-LANGUAGE_FIELDS: Final = ("en", "ru", "uk", "fr", "de", "es")
 
 
 class SearchUnavailable(TransientError):

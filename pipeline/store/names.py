@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["INDICES", "IndexNames"]
+__all__ = ["INDICES", "LANGUAGE_FIELDS", "IndexNames"]
 
 # Every index newsradar keeps; each has mappings/<name>.json and lives behind the alias
 # <prefix>-<name>, whose write index is <prefix>-<name>-000001 until a rollover.
@@ -24,6 +24,10 @@ INDICES: Final = (
     "alert-outbox",
     "pages",
 )
+
+# Languages with their own analysed title_xx / text_xx fields in the articles mapping; rules
+# may have queries in these (checked with the settings).
+LANGUAGE_FIELDS: Final = ("en", "ru", "uk", "fr", "de", "es")
 
 
 @dataclass(frozen=True, slots=True)
