@@ -48,8 +48,11 @@ def ingest_feeds() -> None:
     @teardown
     @task(outlets=[ALERT_OUTBOX])
     def announce_alerts(counts: list[dict[str, int]]) -> int:
-        """Update the outbox asset if alerts were created; a teardown, so it runs whatever
-        became of the sources while a failed source still fails the run."""
+        """Update the outbox asset if alerts were created.
+
+        A teardown, so it runs whatever became of the sources while a failed source still fails
+        the run.
+        """
         return count_alerts(counts)
 
     announce_alerts(ingest.expand(source_ids=sources()))

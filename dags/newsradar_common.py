@@ -62,8 +62,11 @@ DEFAULT_ARGS: dict[str, Any] = {
 
 
 def now() -> datetime:
-    """The time a task works at. Windows come from watermarks stored in Elasticsearch (feed
-    states, frontier claims, the outbox), not from the run's data interval."""
+    """The time a task works at.
+
+    Windows come from watermarks stored in Elasticsearch (feed states, frontier claims, the
+    outbox), not from the run's data interval.
+    """
     return datetime.now(UTC)
 
 
@@ -86,8 +89,10 @@ def shards(source_ids: Sequence[str], size: int) -> list[list[str]]:
 
 
 def source_groups(*, listed_only: bool = False) -> list[list[str]]:
-    """The configured sources (NEWSRADAR_CONFIG_DIR/sources.yaml), one group per mapped task;
-    ``listed_only``: only those with sitemaps or section pages."""
+    """The configured sources (NEWSRADAR_CONFIG_DIR/sources.yaml), one group per mapped task.
+
+    ``listed_only``: only those with sitemaps or section pages.
+    """
     from pipeline.settings import load_config, load_settings
 
     config = load_config(load_settings())

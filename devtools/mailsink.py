@@ -1,5 +1,6 @@
-"""A loopback SMTP server that keeps every message in an mbox file: the demo's and ``make up``'s
-mail sink, so digests can be read without a real mail server.
+"""A loopback SMTP server that keeps every message in an mbox file.
+
+The demo's and ``make up``'s mail sink, so digests can be read without a real mail server.
 
     python -m devtools.mailsink [--port 8025] [--mbox .local/mail/newsradar.mbox]
 """

@@ -127,8 +127,11 @@ class IngestReport:
 
 
 class SourceFailed(PermanentError):
-    """No feed or listing of a source could be read; each feed state records why and when to
-    try again, so a scheduler retry now would only find the feed not due."""
+    """No feed or listing of a source could be read.
+
+    Each feed state records why and when to try again, so a scheduler retry now would only find
+    the feed not due.
+    """
 
     def __init__(self, reasons: Mapping[str, str]) -> None:
         super().__init__(dict(reasons))
@@ -188,9 +191,9 @@ def crawl_and_match(
     progress: Progress | None = None,
     limit: int = CLAIM_LIMIT,
 ) -> IngestReport:
-    """Match what earlier runs left unmatched, crawl the pending frontier URLs of the sources,
-    then match the new articles to rules.
+    """Match leftovers to rules, crawl the sources' pending frontier URLs, match the new articles.
 
+    The leftovers are what earlier runs left unmatched.
     Matching goes by the articles' stored ``match_pending`` mark, not by this run's ids: an
     article indexed by a run that died before matching is matched by the next one. When the
     crawl fails (CrawlError, transient) the articles it did index are matched before the error
@@ -336,8 +339,11 @@ def raise_for_failed_digests(report: SendReport) -> None:
 
 @contextmanager
 def connected(environ: Mapping[str, str] | None = None) -> Iterator[tuple[Config, Elasticsearch]]:
-    """Settings from ``NEWSRADAR_*`` (the process environment by default), the configuration
-    they point at, and a client, closed afterwards: how a scheduled task starts."""
+    """Settings, the configuration they point at, and a client: how a scheduled task starts.
+
+    The settings come from ``NEWSRADAR_*`` (the process environment by default); the client is
+    closed afterwards.
+    """
     settings = load_settings(environ)
     config = load_config(settings)
     es = connect(settings)

@@ -51,10 +51,12 @@ class NormalisedPage:
 
     @property
     def url(self) -> str:
+        """The fetched page's candidate URL: the key of its outcome."""
         return self.page.url
 
     @property
     def source(self) -> str:
+        """The fetched page's source id."""
         return self.page.source
 
     def __repr__(self) -> str:

@@ -56,6 +56,7 @@ class GuardedResolver(CachingThreadedResolver):
 
     @classmethod
     def from_crawler(cls, crawler: Any, reactor: ReactorBase) -> Self:
+        """Scrapy's constructor: the resolver configured from the DNS and SSRF settings."""
         # Scrapy passes its CrawlerProcess here, which has the settings a Crawler has.
         settings = crawler.settings
         size = settings.getint("DNSCACHE_SIZE") if settings.getbool("DNSCACHE_ENABLED") else 0
@@ -63,6 +64,7 @@ class GuardedResolver(CachingThreadedResolver):
         return cls(reactor, size, settings.getfloat("DNS_TIMEOUT"), rule)
 
     def getHostByName(self, name: str, timeout: Sequence[int] = ()) -> Deferred[str]:
+        """Resolve ``name`` as Twisted does, then refuse an address the rule does not allow."""
         answer = super().getHostByName(name, timeout)
         answer.addCallback(self._check, name)
         return answer

@@ -1,5 +1,6 @@
-"""The crash-point matrix: a cycle killed (SIGKILL) at each boundary, then run again, ends in
-the same articles, stories, alerts and mails as a cycle never interrupted.
+"""The crash-point matrix: a cycle killed (SIGKILL) at each boundary, then run again.
+
+It ends in the same articles, stories, alerts and mails as a cycle never interrupted.
 
 Every run is a real process (tests/crashcycle.py) against the real node, the demo site and a
 loopback SMTP server; the SMTP server kills the process itself in the middle of the
@@ -41,9 +42,11 @@ KILLED = -signal.SIGKILL
 
 
 class KillingHandler(ScriptedHandler):
-    """Accepts mail, but SIGKILLs ``victim`` when the conversation reaches ``kill_at``:
-    ``rcpt`` (before DATA: the server cannot have the message) or ``data`` (the message is
-    whole and kept; the client dies before it reads the server's 250)."""
+    """Accepts mail, but SIGKILLs ``victim`` when the conversation reaches ``kill_at``.
+
+    ``kill_at`` is ``rcpt`` (before DATA: the server cannot have the message) or ``data`` (the
+    message is whole and kept; the client dies before it reads the server's 250).
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -134,8 +137,11 @@ def _install(
 
 
 def final_state(es: Elasticsearch, install: Install) -> dict[str, Any]:
-    """What an analyst and an operator would compare: which articles, grouped into which
-    stories, which alerts on which articles, every URL's outcome, and the mails received."""
+    """What an analyst and an operator would compare.
+
+    Which articles, grouped into which stories, which alerts on which articles, every URL's
+    outcome, and the mails received.
+    """
     names = IndexNames(install.prefix)
     for index in (names.articles, names.alert_outbox, names.frontier):
         es.indices.refresh(index=index)

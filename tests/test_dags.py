@@ -1,6 +1,9 @@
-"""The Airflow DAGs: they parse fast without services or configuration, and each runs end to end
-under ``airflow dags test`` against the real node, the demo site and a loopback SMTP server;
-a second run adds nothing and mails nothing; a broken source fails only its own mapped task."""
+"""The Airflow DAGs: they parse fast without services or configuration, and run end to end.
+
+Each runs under ``airflow dags test`` against the real node, the demo site and a loopback SMTP
+server; a second run adds nothing and mails nothing; a broken source fails only its own mapped
+task.
+"""
 
 from __future__ import annotations
 

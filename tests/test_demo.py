@@ -1,5 +1,7 @@
-"""``make demo`` end to end (the demo site, the mail sink, the node and Airflow), the mail sink on
-its own, and the scripts behind ``make up`` and ``make down``."""
+"""``make demo`` end to end, the mail sink on its own, and the scripts behind ``make up/down``.
+
+End to end means the demo site, the mail sink, the node and Airflow together.
+"""
 
 from __future__ import annotations
 

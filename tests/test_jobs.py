@@ -1,5 +1,8 @@
-"""The main job's steps on the real node, the demo site and a loopback SMTP server: retries and
-crashes leave no duplicates and no second email, a broken source is named, maintenance reports."""
+"""The main job's steps on the real node, the demo site and a loopback SMTP server.
+
+Retries and crashes leave no duplicates and no second email, a broken source is named,
+maintenance reports.
+"""
 
 from __future__ import annotations
 
@@ -38,8 +41,11 @@ SOURCES = ("northwind-times", "vestnik-vostoka", "diario-del-puerto")
 
 
 class KillAfter:
-    """An item pipeline after indexing that SIGKILLs the crawl process at the item following
-    the first one listed in KILL_AFTER_URLS: that one's outcome is written, the rest are not."""
+    """An item pipeline after indexing that SIGKILLs the crawl process mid-crawl.
+
+    It kills at the item following the first one listed in KILL_AFTER_URLS: that one's outcome
+    is written, the rest are not.
+    """
 
     def __init__(self, urls: set[str]) -> None:
         self.urls = urls

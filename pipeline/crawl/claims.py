@@ -77,10 +77,12 @@ class CrawlRun:
 
     @property
     def indexed(self) -> int:
+        """Articles indexed, over every source."""
         return sum(c["indexed"] for c in self.outcomes.values())
 
     @property
     def duplicates(self) -> int:
+        """Pages found to be duplicates, over every source."""
         return sum(c["duplicate"] for c in self.outcomes.values())
 
 

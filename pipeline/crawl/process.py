@@ -199,8 +199,11 @@ class CrawlError(TransientError):
 
 
 class CrawlFailed(CrawlError):
-    """The crawl process failed: an error was logged, a spider or item pipeline raised, it
-    crashed or timed out. ``scrapy crawl`` exits 0 in these cases (scrapy #4175); we do not."""
+    """The crawl process failed, where ``scrapy crawl`` would exit 0 (scrapy #4175).
+
+    An error was logged, a spider or item pipeline raised, it crashed or timed out. ``scrapy
+    crawl`` exits 0 in these cases; we do not.
+    """
 
 
 class CrawlIncomplete(CrawlError):

@@ -117,18 +117,22 @@ class SourcePull:
 
     @property
     def polled(self) -> list[FeedResult]:
+        """The feeds polled this time (neither not due nor skipped)."""
         return [f for f in self.feeds if f.outcome not in ("not_due", "skipped")]
 
     @property
     def new(self) -> int:
+        """Frontier records created, over the source's feeds."""
         return sum(f.new for f in self.feeds)
 
     @property
     def seen(self) -> int:
+        """Entries already in the frontier, over the source's feeds."""
         return sum(f.seen for f in self.feeds)
 
     @property
     def not_modified(self) -> int:
+        """Healthy feeds the server said had not changed."""
         return sum(f.outcome == "not_modified" and f.healthy for f in self.feeds)
 
     @property
@@ -138,14 +142,17 @@ class SourcePull:
 
     @property
     def not_due(self) -> int:
+        """Feeds left alone because their next poll has not come."""
         return sum(f.outcome == "not_due" for f in self.feeds)
 
     @property
     def dead_lettered(self) -> int:
+        """Entries refused for good, over the source's feeds."""
         return sum(f.dead_lettered for f in self.feeds)
 
     @property
     def skipped(self) -> Counter[str]:
+        """Entries not queued, by reason, over the source's feeds."""
         total: Counter[str] = Counter()
         for feed in self.feeds:
             total.update(feed.skipped)
@@ -182,22 +189,27 @@ class PullReport:
 
     @property
     def new(self) -> int:
+        """Frontier records created, over every source."""
         return sum(s.new for s in self.sources.values())
 
     @property
     def seen(self) -> int:
+        """Entries already in the frontier, over every source."""
         return sum(s.seen for s in self.sources.values())
 
     @property
     def not_modified(self) -> int:
+        """Healthy feeds that had not changed, over every source."""
         return sum(s.not_modified for s in self.sources.values())
 
     @property
     def errors(self) -> int:
+        """Feeds unhealthy after this poll, over every source."""
         return sum(s.errors for s in self.sources.values())
 
     @property
     def polled(self) -> int:
+        """Feeds polled this time, over every source."""
         return sum(len(s.polled) for s in self.sources.values())
 
 

@@ -83,10 +83,12 @@ class StoredFeed:
 
     @property
     def id(self) -> str:
+        """The feed-state document id, from the feed URL."""
         return feed_id(self.url)
 
     @property
     def healthy(self) -> bool:
+        """Whether the stored state counts as healthy (see ``is_healthy``)."""
         return is_healthy(self.state)
 
     def is_due(self, now: datetime) -> bool:

@@ -41,6 +41,7 @@ class Watchdog:
                 _shut(sock)
 
     def cancel(self) -> None:
+        """Stop the timer: the fetch finished in time."""
         self._timer.cancel()
 
     def _fire(self) -> None:

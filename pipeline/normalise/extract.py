@@ -300,7 +300,7 @@ _LANG = re.compile(r"[a-z]{2}")
 
 
 def normalise_language(value: str | None) -> str | None:
-    """ "en-GB", "de_DE", "FR" -> two-letter code; anything else -> None."""
+    """Two-letter code from "en-GB", "de_DE", "FR" and the like; anything else -> None."""
     if not value:
         return None
     first = re.split(r"[,;\s]+", value.strip())[0]

@@ -181,10 +181,12 @@ class ImportReport:
 
     @property
     def imported(self) -> int:
+        """Objects Kibana imported."""
         return sum(r.ok for r in self.results)
 
     @property
     def failed(self) -> tuple[ObjectResult, ...]:
+        """The objects Kibana refused, with its errors."""
         return tuple(r for r in self.results if not r.ok)
 
     @property

@@ -35,6 +35,7 @@ class SourceHealth:
     feeds: tuple[StoredFeed, ...]
 
     def public(self) -> dict[str, Any]:
+        """The source's line as JSON-ready fields."""
         return {
             "id": self.id,
             "last_pull": self.last_pull.isoformat() if self.last_pull else None,

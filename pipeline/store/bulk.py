@@ -93,22 +93,27 @@ class BulkReport:
 
     @property
     def created(self) -> int:
+        """Items written as new documents."""
         return self.tally["created"]
 
     @property
     def updated(self) -> int:
+        """Items that overwrote or merged into a document."""
         return self.tally["updated"]
 
     @property
     def already_stored(self) -> int:
+        """Items whose document was already there as written."""
         return self.tally["already_stored"]
 
     @property
     def conflicts(self) -> int:
+        """Items refused because the document changed since it was read."""
         return self.tally["conflict"]
 
     @property
     def dead_lettered(self) -> int:
+        """Items refused for good and stored in the dead-letter index."""
         return self.tally["dead_lettered"]
 
     @property

@@ -117,6 +117,7 @@ class EnqueueReport:
 
     @property
     def new(self) -> int:
+        """Records created."""
         return len(self.new_ids)
 
 

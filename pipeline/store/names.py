@@ -47,42 +47,52 @@ class IndexNames:
         return f"{self.alias(name)}-000001"
 
     def template(self, name: str) -> str:
+        """The index template name for index ``name`` (the same as its alias)."""
         return self.alias(name)
 
     @property
     def articles(self) -> str:
+        """The articles alias."""
         return self.alias("articles")
 
     @property
     def stories(self) -> str:
+        """The stories alias."""
         return self.alias("stories")
 
     @property
     def frontier(self) -> str:
+        """The frontier alias."""
         return self.alias("frontier")
 
     @property
     def feeds(self) -> str:
+        """The feed states alias."""
         return self.alias("feeds")
 
     @property
     def runs(self) -> str:
+        """The run statistics alias."""
         return self.alias("runs")
 
     @property
     def dead_letters(self) -> str:
+        """The dead-letter alias."""
         return self.alias("dead-letters")
 
     @property
     def alert_rules(self) -> str:
+        """The alert rules alias."""
         return self.alias("alert-rules")
 
     @property
     def alert_outbox(self) -> str:
+        """The alert outbox alias."""
         return self.alias("alert-outbox")
 
     @property
     def pages(self) -> str:
+        """The pages alias."""
         return self.alias("pages")
 
     @property

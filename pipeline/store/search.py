@@ -81,6 +81,7 @@ class SearchResult:
     hits: list[SearchHit]
 
     def to_json(self) -> dict[str, Any]:
+        """What ``newsradar search --json`` prints: the total and each hit."""
         return {"total": self.total, "hits": [hit.to_json() for hit in self.hits]}
 
 

@@ -91,6 +91,7 @@ class Verdict:
     similarity: float | None
 
     def fields(self) -> dict[str, Any]:
+        """The verdict as article document fields, for a partial update."""
         # Explicit nulls: a partial update must clear what an earlier verdict wrote.
         return {
             "story_id": self.story_id,
@@ -126,6 +127,7 @@ class Stored:
     verdict: Verdict | None  # None: no story decided yet
 
     def newer_than(self, other: Stored) -> bool:
+        """Whether this read is of a later version of the document than ``other``."""
         return (self.primary_term, self.seq_no) > (other.primary_term, other.seq_no)
 
 

@@ -48,15 +48,18 @@ class OutcomeLedger:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
+        """Scrapy's constructor: the ledger on OUTCOMES_FILE, or NotConfigured without one."""
         path = crawler.settings.get("OUTCOMES_FILE")
         if not path:
             raise NotConfigured("OUTCOMES_FILE is not set")
         return cls(crawler, Path(path))
 
     def spider_opened(self) -> None:
+        """Open OUTCOMES_FILE (signal handler)."""
         self._out = self.path.open("w", encoding="utf-8")
 
     def spider_closed(self) -> None:
+        """Close OUTCOMES_FILE (signal handler)."""
         if self._out is not None:
             self._out.close()
             self._out = None
@@ -78,6 +81,7 @@ class OutcomeLedger:
         logger.debug("%s: %s", outcome.url, outcome.outcome)
 
     def item_scraped(self, item: Any) -> None:
+        """Record an item that came through the item pipelines (signal handler)."""
         if isinstance(item, CrawlOutcome):
             self.record(item)
             return
@@ -88,6 +92,7 @@ class OutcomeLedger:
             self.record(CrawlOutcome(url, source, "error", detail=f"unrecorded item {item!r}"))
 
     def item_error(self, item: Any, failure: Failure) -> None:
+        """Record an item an item pipeline raised on as ``error`` (signal handler)."""
         self.crawler.stats.inc_value("newsradar/item_errors")
         url, source = _origin(item)
         if url is None:
@@ -97,11 +102,13 @@ class OutcomeLedger:
         self.record(CrawlOutcome(url, source, "error", detail=detail[:500]))
 
     def item_dropped(self, item: Any, exception: BaseException) -> None:
+        """Record an item an item pipeline dropped as ``dropped`` (signal handler)."""
         url, source = _origin(item)
         if url is not None:
             self.record(CrawlOutcome(url, source, "dropped", detail=str(exception)[:500]))
 
     def request_dropped(self, request: Request) -> None:
+        """Record a candidate the dupe filter dropped as ``duplicate_url`` (signal handler)."""
         candidate = request.meta.get(CANDIDATE_META)
         if candidate is None:
             return

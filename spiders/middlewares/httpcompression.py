@@ -24,8 +24,10 @@ if TYPE_CHECKING:
 
 
 def _error_class(module: str, name: str) -> tuple[type[Exception], ...]:
-    """The decoder's error class, if its module is installed: Scrapy takes brotli or
-    brotlicffi, and backports.zstd or (Python 3.14) compression.zstd."""
+    """The decoder's error class, if its module is installed.
+
+    Scrapy takes brotli or brotlicffi, and backports.zstd or (Python 3.14) compression.zstd.
+    """
     try:
         found: type[Exception] = getattr(importlib.import_module(module), name)
     except ImportError:
@@ -48,13 +50,17 @@ _DECODE_ERRORS: tuple[type[Exception], ...] = (
 
 
 class HttpCompressionMiddleware(ScrapyHttpCompressionMiddleware):
-    """Scrapy's decompression: it counts DOWNLOAD_MAXSIZE on the decompressed body, so a
-    gzip bomb is cut at the cap. Here that ends as ``oversize`` instead of a bare
-    IgnoreRequest, and a body that does not decode as declared ends as ``decode``."""
+    """Scrapy's decompression, with a gzip bomb or an undecodable body ending as an outcome.
+
+    Scrapy counts DOWNLOAD_MAXSIZE on the decompressed body, so a gzip bomb is cut at the cap.
+    Here that ends as ``oversize`` instead of a bare IgnoreRequest, and a body that does not
+    decode as declared ends as ``decode``.
+    """
 
     def process_response(
         self, request: Request, response: Response, spider: Spider | None = None
     ) -> Request | Response:
+        """Decompress as Scrapy does; an over-cap or undecodable body ends as an outcome."""
         try:
             return super().process_response(request, response)
         except IgnoreRequest as exc:

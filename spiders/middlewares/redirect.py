@@ -34,6 +34,7 @@ class RedirectMiddleware(ScrapyRedirectMiddleware):
     def process_response(
         self, request: Request, response: Response, spider: Spider | None = None
     ) -> Request | Response:
+        """Follow a redirect as Scrapy does, or end the request with a recorded outcome."""
         try:
             result = super().process_response(request, response)
         except IgnoreRequest as exc:  # the only one Scrapy raises here: the cap was reached

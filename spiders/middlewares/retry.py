@@ -52,6 +52,7 @@ class RetryMiddleware:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
+        """Scrapy's constructor."""
         return cls(crawler)
 
     async def process_response(self, request: Request, response: Response) -> Request | Response:

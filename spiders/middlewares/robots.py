@@ -53,6 +53,7 @@ class RobotsTxtMiddleware:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
+        """Scrapy's constructor."""
         return cls(crawler)
 
     async def process_request(self, request: Request) -> None:

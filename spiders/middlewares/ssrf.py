@@ -39,6 +39,7 @@ class SsrfGuardMiddleware:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
+        """Scrapy's constructor."""
         return cls(crawler)
 
     async def process_request(self, request: Request) -> None:

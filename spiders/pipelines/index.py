@@ -60,6 +60,7 @@ class IndexPipeline:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
+        """Scrapy's constructor: the pipeline with a client and the crawl's settings."""
         # The caller's settings, read from the job file by spiders.run.
         settings: Settings = crawler.settings["NEWSRADAR_SETTINGS"]
         return cls(

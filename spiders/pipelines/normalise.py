@@ -46,6 +46,7 @@ class NormalisePipeline:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
+        """Scrapy's constructor: the pipeline configured from the crawl's settings."""
         # With indexing on, the article travels on to IndexPipeline; else its outcome is final.
         return cls(
             index=crawler.settings.getbool("NEWSRADAR_INDEX"),
@@ -59,6 +60,7 @@ class NormalisePipeline:
         self._started = self._pool.start()
 
     def close_spider(self) -> None:
+        """Stop the workers."""
         if self._pool is not None:
             self._pool.close()
             self._pool = None
