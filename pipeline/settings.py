@@ -213,8 +213,8 @@ class AlertRule(BaseModel):
                 raise ValueError(f"language key {lang!r} is not a two-letter code")
             if not query.strip():
                 raise ValueError(f"the {lang} query is empty")
-        # Imported here: pipeline.alerts.query reads the analysed languages from
-        # pipeline.store.client, which imports this module.
+        # Imported here: pipeline.store.client imports this module. pipeline.alerts.query
+        # imports only pipeline.errors.
         from pipeline.alerts.query import QuerySyntaxError, parse_query
         from pipeline.store.client import LANGUAGE_FIELDS
 

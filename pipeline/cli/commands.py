@@ -166,7 +166,7 @@ def _cmd_search(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_init(settings: Settings, args: argparse.Namespace) -> int:
-    from pipeline.alerts.outbox import store_rules
+    from pipeline.alerts.rules import store_rules
     from pipeline.store.client import IndexNames, connect, install
 
     config = load_config(settings)
@@ -262,7 +262,7 @@ def _cmd_status(settings: Settings, args: argparse.Namespace) -> int:
 def _cmd_alerts_send(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from pipeline.alerts.outbox import send_digests
+    from pipeline.alerts.send import send_digests
     from pipeline.store.client import IndexNames, connect
 
     config = load_config(settings)
@@ -291,7 +291,7 @@ def _cmd_alerts_test(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
     from pathlib import Path
 
-    from pipeline.alerts.outbox import article_files, try_rules
+    from pipeline.alerts.trial import article_files, try_rules
     from pipeline.store.client import IndexNames, connect
 
     config = load_config(settings)

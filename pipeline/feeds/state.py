@@ -318,7 +318,8 @@ def collect_status(
         ),
     )
     dead = call(es, lambda: es.count(index=names.dead_letters))
-    from pipeline.alerts.outbox import matching_health, outbox_counts  # loaded only for status
+    from pipeline.alerts.match import matching_health  # loaded only for status
+    from pipeline.alerts.outbox import outbox_counts
 
     aggs = articles["aggregations"]
     per_source = _buckets(aggs["by_source"])
