@@ -25,7 +25,9 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from elasticsearch import Elasticsearch, helpers
 
-from pipeline.alerts.outbox import match_new, send_digests, store_rules
+from pipeline.alerts.match import match_new
+from pipeline.alerts.rules import store_rules
+from pipeline.alerts.send import send_digests
 from pipeline.alerts.smtp import SmtpConfig
 from pipeline.settings import Config, Source, load_config, load_settings
 from pipeline.store.client import IndexNames, install

@@ -45,7 +45,7 @@ from elasticsearch import Elasticsearch
 
 from devtools.mailsink import MailSink
 from pipeline import jobs
-from pipeline.alerts.outbox import store_rules
+from pipeline.alerts.rules import store_rules
 from pipeline.crawl.process import CrawlPolicy
 from pipeline.settings import AlertRule, Config, Source, load_settings
 from pipeline.store.client import IndexNames, install

@@ -18,7 +18,8 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from pipeline.alerts.outbox import MatchReport, SendReport, match_pending, send_digests
+from pipeline.alerts.match import MatchReport, match_pending
+from pipeline.alerts.send import SendReport, send_digests
 from pipeline.alerts.smtp import SmtpConfig
 from pipeline.crawl.claims import (
     CLAIM_LIMIT,

@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipeline.alerts.query import QuerySyntaxError, parse_query
 from pipeline.errors import ConfigError
 from pipeline.store.names import LANGUAGE_FIELDS, IndexNames
 
@@ -272,10 +273,6 @@ class AlertRule(BaseModel):
                 raise ValueError(f"language key {lang!r} is not a two-letter code")
             if not query.strip():
                 raise ValueError(f"the {lang} query is empty")
-        # Imported here: pipeline.alerts.query reads the analysed languages from
-        # pipeline.store.client, which imports this module.
-        from pipeline.alerts.query import QuerySyntaxError, parse_query
-
         for lang, query in value.items():
             if lang not in LANGUAGE_FIELDS:
                 known = ", ".join(LANGUAGE_FIELDS)

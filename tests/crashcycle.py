@@ -20,7 +20,7 @@ from typing import Any
 
 from devtools.demo import DEMO_CRAWL
 from pipeline import jobs
-from pipeline.alerts import outbox as alerts
+from pipeline.alerts import match
 from pipeline.crawl import claims as crawl_frontier
 from pipeline.settings import load_config, load_settings
 from pipeline.store.client import connect
@@ -30,8 +30,8 @@ BOUNDARIES: dict[str, tuple[Any, str, str]] = {
     "after_pull": (jobs, "pull", "after"),
     "after_indexing": (crawl_frontier, "record_outcomes", "before"),
     "after_outcomes": (jobs, "crawl_frontier", "after"),
-    "after_matching": (alerts, "_run_rules", "after"),
-    "after_outbox": (alerts, "match_new", "after"),
+    "after_matching": (match, "_run_rules", "after"),
+    "after_outbox": (match, "match_new", "after"),
     "before_delivery": (jobs, "deliver", "before"),
 }
 

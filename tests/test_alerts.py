@@ -19,28 +19,26 @@ from elasticsearch import Elasticsearch
 from smtpservers import HOST, RawSmtpServer, ScriptedHandler, closed_port, smtpd
 
 from devtools.demosite import load_catalog, load_sources
+from pipeline.alerts.match import match_new
 from pipeline.alerts.outbox import (
     SENDING_LEASE,
-    _ClaimLost,
-    _Hit,
-    _InFlight,
-    _record,
-    _record_fields,
-    alert_id,
-    digest_id,
-    match_new,
-    outbox_counts,
-    send_digests,
-    store_rules,
-)
-from pipeline.alerts.smtp import (
     Claim,
+    ClaimLost,
+    InFlight,
     Interrupted,
     OutboxState,
-    SmtpConfig,
     Transmit,
+    alert_id,
+    digest_id,
+    outbox_counts,
     outbox_transition,
+    read_record,
+    record_fields,
 )
+from pipeline.alerts.reads import Hit
+from pipeline.alerts.rules import store_rules
+from pipeline.alerts.send import send_digests
+from pipeline.alerts.smtp import SmtpConfig
 from pipeline.cli import main
 from pipeline.normalise.extract import extract_article
 from pipeline.settings import AlertRule, Config, Settings, Source, load_config, load_settings
@@ -485,19 +483,19 @@ def test_a_worker_whose_claim_was_taken_over_gives_no_data(world: World) -> None
     assert _stored_state(world, did) == "pending"
 
 
-def _claimed_in_flight(world: World, did: str, at: datetime) -> _InFlight:
+def _claimed_in_flight(world: World, did: str, at: datetime) -> InFlight:
     """Claim the stored digest ``did`` as send_digests does, up to the point before DATA."""
     stored = world.es.get(index=world.names.alert_outbox, id=did)
-    claimed = outbox_transition(_record(stored["_source"]), Claim(at=at))
+    claimed = outbox_transition(read_record(stored["_source"]), Claim(at=at))
     written = world.es.update(
         index=world.names.alert_outbox,
         id=did,
-        doc=_record_fields(claimed),
+        doc=record_fields(claimed),
         if_seq_no=stored["_seq_no"],
         if_primary_term=stored["_primary_term"],
     )
-    hit = _Hit(did, stored["_source"], written["_seq_no"], written["_primary_term"])
-    return _InFlight(world.es, world.names, hit, claimed, at)
+    hit = Hit(did, stored["_source"], written["_seq_no"], written["_primary_term"])
+    return InFlight(world.es, world.names, hit, claimed, at)
 
 
 @pytest.mark.parametrize("landed", ["ours", "another worker's claim"])
@@ -520,7 +518,7 @@ def test_a_transmitting_write_whose_reply_was_lost_is_told_from_a_lost_claim(
     world.es.update(
         index=world.names.alert_outbox,
         id=digest.digest_id,
-        doc=_record_fields(first_try),
+        doc=record_fields(first_try),
         if_seq_no=flight.hit.seq_no,
         if_primary_term=flight.hit.primary_term,
     )
@@ -533,7 +531,7 @@ def test_a_transmitting_write_whose_reply_was_lost_is_told_from_a_lost_claim(
             stored["_primary_term"],
         )
     else:
-        with pytest.raises(_ClaimLost):
+        with pytest.raises(ClaimLost):
             flight.transmit()
 
 

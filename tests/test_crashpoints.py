@@ -29,7 +29,7 @@ from elasticsearch import Elasticsearch
 from smtpservers import ScriptedHandler, smtpd
 
 from devtools.demosite import DemoSite
-from pipeline.alerts.outbox import store_rules
+from pipeline.alerts.rules import store_rules
 from pipeline.settings import load_config, load_settings
 from pipeline.store.client import IndexNames, install
 

@@ -25,7 +25,7 @@ from smtpservers import ScriptedHandler, smtpd
 
 from devtools.demo import DagResult, demo_environment, migrate_airflow, run_dags
 from devtools.demosite import DemoSite, load_catalog
-from pipeline.alerts.outbox import store_rules
+from pipeline.alerts.rules import store_rules
 from pipeline.net.urls import url_id
 from pipeline.settings import Source, load_config, load_settings
 from pipeline.store.client import IndexNames, install

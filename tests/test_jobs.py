@@ -25,7 +25,7 @@ from smtpservers import ScriptedHandler, smtpd
 from devtools.demo import DEMO_CRAWL
 from devtools.demosite import DemoSite, load_catalog
 from pipeline import jobs
-from pipeline.alerts.outbox import store_rules
+from pipeline.alerts.rules import store_rules
 from pipeline.crawl.process import CrawlFailed
 from pipeline.errors import ConfigError
 from pipeline.net.urls import url_id

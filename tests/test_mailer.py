@@ -27,23 +27,25 @@ from smtpservers import (
 )
 
 from pipeline.alerts.digest import Digest, DigestItem, render_digest
-from pipeline.alerts.smtp import (
+from pipeline.alerts.outbox import (
     OUTBOX_MAX_RUNS,
     OUTBOX_RETRY_BASE,
     Attempted,
     Claim,
-    DeliveryResult,
     Interrupted,
     OutboxRecord,
     OutboxState,
     OutboxTransitionError,
-    Outcome,
     Resend,
-    SmtpConfig,
     Transmit,
+    outbox_transition,
+)
+from pipeline.alerts.smtp import (
+    DeliveryResult,
+    Outcome,
+    SmtpConfig,
     UnsendableMessage,
     deliver,
-    outbox_transition,
     serialise,
 )
 from pipeline.errors import ConfigError

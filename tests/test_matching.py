@@ -11,13 +11,9 @@ import pytest
 from elasticsearch import Elasticsearch
 from test_alerts import ORIGINAL, REWORDED, STORY, T0, World, _demo_article, _index, _world
 
-from pipeline.alerts.outbox import (
-    StoredRule,
-    alert_id,
-    load_rules,
-    match_pending,
-    matching_health,
-)
+from pipeline.alerts.match import match_pending, matching_health
+from pipeline.alerts.outbox import alert_id
+from pipeline.alerts.rules import StoredRule, load_rules
 from pipeline.cli import main
 from pipeline.ops.status import collect_status
 from pipeline.settings import Settings
@@ -83,7 +79,7 @@ def test_a_failure_after_the_outbox_write_keeps_the_mark_and_adds_nothing_twice(
 
     # A node failing on cue exactly between two writes cannot be had from the real thing; the
     # real process kill at this boundary is in test_crashpoints.
-    monkeypatch.setattr("pipeline.alerts.outbox.write", dies_clearing_marks)
+    monkeypatch.setattr("pipeline.alerts.match.write", dies_clearing_marks)
     with pytest.raises(SearchUnavailable):
         match_pending(world.es, world.names, now=T0)
     monkeypatch.undo()

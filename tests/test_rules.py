@@ -14,7 +14,6 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from devtools.demosite import load_catalog
-from pipeline.alerts.outbox import try_rules
 from pipeline.alerts.query import (
     MAX_DEPTH,
     MAX_QUERY_CHARS,
@@ -25,11 +24,12 @@ from pipeline.alerts.query import (
     Phrase,
     QuerySyntaxError,
     Term,
-    check_terms,
     compile_language,
     compile_rule,
     parse_query,
 )
+from pipeline.alerts.rules import check_terms
+from pipeline.alerts.trial import try_rules
 from pipeline.errors import ConfigError
 from pipeline.settings import AlertRule, load_config, load_settings
 from pipeline.store.client import IndexNames, load_template

@@ -14,22 +14,22 @@ Nothing is passed to Elasticsearch's own query-string parser: our parse tree is 
 ``multi_match`` queries over ``title_xx^2`` and ``text_xx``, joined by ``bool`` queries, so a
 typo in alerts.yaml fails at load with the rule, the language and the column, never at match
 time on a worker.
+
+Pure: this module imports only pipeline.errors, since pipeline.settings parses every rule with
+it. The checks that need Elasticsearch (stop words) are pipeline.alerts.rules.check_terms.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from pipeline.errors import ConfigError, PermanentError
-from pipeline.store.client import LANGUAGE_FIELDS, load_template
+from pipeline.errors import PermanentError
 
 if TYPE_CHECKING:
-    from elasticsearch import Elasticsearch
-
     from pipeline.settings import AlertRule
 
 __all__ = [
@@ -44,7 +44,6 @@ __all__ = [
     "Phrase",
     "QuerySyntaxError",
     "Term",
-    "check_terms",
     "compile_language",
     "compile_rule",
     "parse_query",
@@ -115,16 +114,22 @@ class Phrase:
 
 @dataclass(frozen=True, slots=True)
 class Not:
+    """Everything but what ``operand`` matches (only beside a positive term)."""
+
     operand: Node
 
 
 @dataclass(frozen=True, slots=True)
 class And:
+    """All of ``operands``."""
+
     operands: tuple[Node, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class Or:
+    """Any of ``operands``."""
+
     operands: tuple[Node, ...]
 
 
@@ -383,9 +388,11 @@ def _fields(language: str) -> list[str]:
 
 
 def compile_language(node: Node, language: str) -> dict[str, Any]:
-    """The parse tree as an Elasticsearch query over ``language``'s analysed fields."""
-    if language not in LANGUAGE_FIELDS:
-        raise QuerySyntaxError(f"unknown language {language!r}")
+    """The parse tree as an Elasticsearch query over ``language``'s analysed fields.
+
+    ``language`` is one the articles mapping analyses: pipeline.settings checks every rule's
+    languages against pipeline.store.client.LANGUAGE_FIELDS when it loads alerts.yaml.
+    """
     fields = _fields(language)
     if isinstance(node, Term) and node.prefix:
         # bool_prefix analyses the word (stemming, folding) before taking it as a prefix, so
@@ -455,41 +462,3 @@ def rule_fingerprint(query: Mapping[str, Any]) -> str:
     """A short stable hash of a compiled query: tells whether a stored rule is current."""
     text = json.dumps(query, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
-# --- checks against the real analysers ------------------------------------------------------
-
-
-def _analysers(prefix: str) -> dict[str, str]:
-    """Language -> analyser name, read from the articles mapping (mappings are data)."""
-    properties = load_template("articles", prefix)["template"]["mappings"]["properties"]
-    return {lang: str(properties[f"text_{lang}"]["analyzer"]) for lang in LANGUAGE_FIELDS}
-
-
-def check_terms(
-    client: Elasticsearch, rules: Sequence[AlertRule], *, source: str = "alerts.yaml"
-) -> None:
-    """Refuse words and phrases that the language's analyser drops entirely: they match nothing.
-
-    ``the`` or ``и`` in a query is almost always a lower-case operator; as a word it would
-    make the whole AND group unmatchable, silently. A phrase is refused when all its words
-    are stop words (``"the"``, ``"of the"``); one stop word among others (``"join the NATO"``)
-    is fine, since the analyser keeps its position.
-    """
-    analysers = _analysers("check")
-    for rule in rules:
-        for lang, text in rule.queries.items():
-            analyser = analysers[lang]
-            for item in sorted({t.text for t in terms(parse_query(text))}):
-                if client.indices.analyze(analyzer=analyser, text=item)["tokens"]:
-                    continue
-                if " " in item:
-                    problem = f"every word of the phrase {item!r} is a stop word for the"
-                else:
-                    problem = f"{item!r} is a stop word for the"
-                raise ConfigError(
-                    source,
-                    f"alerts (id={rule.id}).queries.{lang}",
-                    f"{problem} {analyser} analyser and matches nothing "
-                    "(operators are AND, OR, NOT in capitals)",
-                )

@@ -1,4 +1,4 @@
-"""Deliver a rendered digest over SMTP, classify the outcome, and move its outbox record.
+"""Deliver a rendered digest over SMTP and classify the outcome as a DeliveryResult.
 
 Resend policy -- a digest goes out at most once unless an operator says otherwise:
 
@@ -18,13 +18,13 @@ Resend policy -- a digest goes out at most once unless an operator says otherwis
 * The connection drops, or no reply arrives in time, AFTER the final "." of DATA: the server may
   already have queued the message, so a retry could deliver it twice. The outcome is
   ``unknown``, ``deliver`` does not retry, and the record stays ``unknown`` until an operator
-  resends it (``Resend``). A resend carries the same Message-ID, so mail systems and readers can
-  recognise the duplicate.
+  resends it. A resend carries the same Message-ID, so mail systems and readers can recognise
+  the duplicate.
 * A worker that dies mid-send leaves its record in ``sending`` or ``transmitting``. ``sending``
-  means the DATA command was never given, so no server can have the message: ``Interrupted``
-  returns it to ``pending`` and it is sent again. ``transmitting`` is recorded (durably, before
-  ``deliver``'s ``before_data`` returns) right before DATA, so from then on the server may have
-  it: ``Interrupted`` makes it ``unknown``, never re-sent on its own.
+  means the DATA command was never given, so no server can have the message: it returns to
+  ``pending`` and is sent again. ``transmitting`` is recorded (durably, before ``deliver``'s
+  ``before_data`` returns) right before DATA, so from then on the server may have it: it becomes
+  ``unknown``, never re-sent on its own. The record and its states are pipeline.alerts.outbox's.
 * A message that cannot be written out with exactly its own headers (``serialise``) is never
   sent: ``failed_permanent`` with the reason, before any connection.
 
@@ -46,8 +46,7 @@ import smtplib
 import ssl
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
 from email import policy
 from email.errors import MessageError
 from email.message import EmailMessage
@@ -62,32 +61,16 @@ from pipeline.errors import ConfigError, PermanentError
 from pipeline.settings import Settings
 
 __all__ = [
-    "Attempted",
-    "Claim",
     "DeliveryResult",
-    "Interrupted",
-    "OutboxEvent",
-    "OutboxRecord",
-    "OutboxState",
-    "OutboxTransitionError",
     "Outcome",
-    "Resend",
     "SmtpConfig",
-    "Transmit",
     "UnsendableMessage",
     "deliver",
-    "outbox_transition",
     "serialise",
 ]
 
 log = logging.getLogger(__name__)
 
-# Outbox retry schedule across delivery runs (deliver()'s own retries are within one run).
-OUTBOX_RETRY_BASE = timedelta(minutes=5)
-OUTBOX_RETRY_CAP = timedelta(hours=6)
-# After this many runs ending in failed_transient the record fails for an operator to see,
-# rather than being retried for ever unnoticed (elastalert2 #753 is the opposite failure).
-OUTBOX_MAX_RUNS = 8
 # smtplib's own convention for "no reply code"; used for recipients a session failure left out.
 NO_CODE = -1
 # Python 3.11.10+ and 3.12.5+ refuse, while writing, a header that would fold into a line of its
@@ -241,14 +224,7 @@ def deliver(
         delivered += session.delivered
         refused.update(session.refused)
         failure = session.failure
-        for address in pending:
-            if address in session.refused:
-                latest[address] = session.refused[address]
-            elif failure is not None:
-                latest[address] = (
-                    NO_CODE if failure.code is None else failure.code,
-                    failure.detail,
-                )
+        latest.update(_reasons(pending, session))
         if failure is not None and failure.outcome is not Outcome.FAILED_TRANSIENT:
             break
         # Only recipients nobody has refused for good are worth another try.
@@ -275,6 +251,18 @@ def deliver(
         f" ({result.detail})" if result.detail else "",
     )
     return result
+
+
+def _reasons(pending: Sequence[str], session: _Session) -> dict[str, tuple[int, str]]:
+    """Why each recipient tried in ``session`` did not get the message (if it said why)."""
+    reasons: dict[str, tuple[int, str]] = {}
+    failure = session.failure
+    for address in pending:
+        if address in session.refused:
+            reasons[address] = session.refused[address]
+        elif failure is not None:
+            reasons[address] = (NO_CODE if failure.code is None else failure.code, failure.detail)
+    return reasons
 
 
 # --- one SMTP session -------------------------------------------------------------------------
@@ -336,22 +324,9 @@ def _session(
             session.failure = _reply_failure(stage, code, reply, secrets)
             return session
         stage = "RCPT TO"
-        accepted: list[str] = []
-        for address in recipients:
-            try:
-                code, reply = smtp.rcpt(address)
-            except UnicodeEncodeError:
-                # smtplib sends commands as ASCII (no SMTPUTF8): this address cannot be sent
-                # to, but nothing reached the wire, so the session goes on for the others.
-                session.refused[address] = (553, "address is not ASCII (SMTPUTF8 not supported)")
-                continue
-            if code in (250, 251):
-                accepted.append(address)
-                continue
-            if code == 421:  # the server is closing the channel: a session failure
-                session.failure = _reply_failure(stage, code, reply, secrets)
-                return session
-            session.refused[address] = (code, _text(reply, secrets))
+        accepted = _rcpt(smtp, recipients, session, secrets)
+        if session.failure is not None:
+            return session
         if not accepted:
             session.failure = _all_refused(session.refused)
             return session
@@ -370,13 +345,7 @@ def _session(
         smtp.send(payload)  # raises before returning if the final "." was not handed over
         dot_sent = True
         stage = "end of DATA"
-        if smtp.sock is not None:
-            smtp.sock.settimeout(config.data_timeout)
-        code, reply = smtp.getreply()
-        if smtp.sock is not None:
-            # Back to the command timeout, or a server that never answers QUIT holds us for
-            # the whole DATA allowance.
-            smtp.sock.settimeout(config.timeout)
+        code, reply = _end_of_data(smtp, config)
         if code != 250:
             session.failure = _reply_failure(stage, code, reply, secrets)
             return session
@@ -399,6 +368,41 @@ def _session(
             if session.failure is None or session.failure.code is not None:
                 _quit(smtp)
             smtp.close()
+
+
+def _rcpt(
+    smtp: smtplib.SMTP, recipients: Sequence[str], session: _Session, secrets: Sequence[str]
+) -> list[str]:
+    """RCPT TO each recipient: those accepted; refusals go to ``session``, a 421 is its failure."""
+    accepted: list[str] = []
+    for address in recipients:
+        try:
+            code, reply = smtp.rcpt(address)
+        except UnicodeEncodeError:
+            # smtplib sends commands as ASCII (no SMTPUTF8): this address cannot be sent
+            # to, but nothing reached the wire, so the session goes on for the others.
+            session.refused[address] = (553, "address is not ASCII (SMTPUTF8 not supported)")
+            continue
+        if code in (250, 251):
+            accepted.append(address)
+            continue
+        if code == 421:  # the server is closing the channel: a session failure
+            session.failure = _reply_failure("RCPT TO", code, reply, secrets)
+            return accepted
+        session.refused[address] = (code, _text(reply, secrets))
+    return accepted
+
+
+def _end_of_data(smtp: smtplib.SMTP, config: SmtpConfig) -> tuple[int, bytes]:
+    """The reply to the final ".", waited for up to ``data_timeout``."""
+    if smtp.sock is not None:
+        smtp.sock.settimeout(config.data_timeout)
+    code, reply = smtp.getreply()
+    if smtp.sock is not None:
+        # Back to the command timeout, or a server that never answers QUIT holds us for
+        # the whole DATA allowance.
+        smtp.sock.settimeout(config.timeout)
+    return code, reply
 
 
 def _exception_failure(stage: str, exc: BaseException, secrets: Sequence[str]) -> _Failure:
@@ -566,157 +570,3 @@ def _text(reply: bytes | str, secrets: Sequence[str]) -> str:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
-
-
-# --- the outbox record ------------------------------------------------------------------------
-
-
-class OutboxState(StrEnum):
-    """Where a digest is: pending -> sending -> transmitting -> sent | failed | unknown.
-
-    ``sending``: claimed, DATA not yet given (a failure here goes back to pending or failed);
-    ``transmitting``: recorded right before DATA, so the server may have the message.
-    """
-
-    PENDING = "pending"
-    SENDING = "sending"
-    TRANSMITTING = "transmitting"
-    SENT = "sent"
-    FAILED = "failed"
-    UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True)
-class OutboxRecord:
-    """The delivery state of one outbox entry; ``runs`` counts claims since the last resend.
-
-    ``pending_recipients`` is empty until a run reaches some recipients and not others; then it
-    names those still owed the message, and the next run passes them as ``deliver``'s
-    ``recipients`` instead of the whole list.
-    """
-
-    state: OutboxState = OutboxState.PENDING
-    runs: int = 0
-    next_attempt: datetime | None = None
-    reason: str = ""
-    message_id: str = ""
-    refused: dict[str, tuple[int, str]] = field(default_factory=dict)
-    updated: datetime | None = None
-    pending_recipients: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A worker takes a due pending record and is about to send it."""
-
-    at: datetime
-
-
-@dataclass(frozen=True)
-class Transmit:
-    """The worker is about to give DATA: from now on the server may get the message."""
-
-    at: datetime
-
-
-@dataclass(frozen=True)
-class Attempted:
-    """``deliver`` returned ``result`` for a record in ``sending`` or ``transmitting``."""
-
-    result: DeliveryResult
-    at: datetime
-
-
-@dataclass(frozen=True)
-class Interrupted:
-    """A record was found in ``sending`` or ``transmitting`` with no worker left to finish it."""
-
-    at: datetime
-
-
-@dataclass(frozen=True)
-class Resend:
-    """An operator asks for a failed or unknown record to be sent again."""
-
-    at: datetime
-
-
-OutboxEvent = Claim | Transmit | Attempted | Interrupted | Resend
-
-
-class OutboxTransitionError(PermanentError):
-    """An event that the record's state does not allow (e.g. claiming a sent digest)."""
-
-    def __init__(self, state: str, event: str, problem: str) -> None:
-        super().__init__(state, event, problem)
-        self.state = state
-        self.event = event
-        self.problem = problem
-
-    def __str__(self) -> str:
-        return f"outbox record in {self.state!s}: cannot apply {self.event}: {self.problem}"
-
-
-_IN_FLIGHT = (OutboxState.SENDING, OutboxState.TRANSMITTING)
-
-
-def outbox_transition(record: OutboxRecord, event: OutboxEvent) -> OutboxRecord:
-    """The record after ``event``; invalid transitions raise OutboxTransitionError."""
-    state = record.state
-    match event:
-        case Claim(at=at) if state is OutboxState.PENDING:
-            if record.next_attempt is not None and at < record.next_attempt:
-                raise OutboxTransitionError(
-                    state, "claim", f"not due before {record.next_attempt.isoformat()}"
-                )
-            return replace(record, state=OutboxState.SENDING, runs=record.runs + 1, updated=at)
-        case Transmit(at=at) if state is OutboxState.SENDING:
-            return replace(record, state=OutboxState.TRANSMITTING, updated=at)
-        case Attempted(result=result, at=at) if state in _IN_FLIGHT:
-            return _after_attempt(record, result, at)
-        case Interrupted(at=at) if state is OutboxState.SENDING:
-            # DATA was never given, so no server has the message: send it again, now.
-            reason = "interrupted before DATA; the message was not handed over"
-            return replace(
-                record, state=OutboxState.PENDING, next_attempt=None, reason=reason, updated=at
-            )
-        case Interrupted(at=at) if state is OutboxState.TRANSMITTING:
-            reason = "interrupted while transmitting; the message may have been delivered"
-            return replace(record, state=OutboxState.UNKNOWN, reason=reason, updated=at)
-        case Resend(at=at) if state in (OutboxState.FAILED, OutboxState.UNKNOWN):
-            return replace(
-                record, state=OutboxState.PENDING, runs=0, next_attempt=None, reason="", updated=at
-            )
-    name = type(event).__name__.lower()
-    raise OutboxTransitionError(state, name, f"{name} is not allowed from {state!s}")
-
-
-def _after_attempt(record: OutboxRecord, result: DeliveryResult, at: datetime) -> OutboxRecord:
-    # A run sent to pending_recipients only: the others' verdicts from earlier runs still hold.
-    earlier = {
-        address: reply
-        for address, reply in record.refused.items()
-        if record.pending_recipients and address not in record.pending_recipients
-    }
-    done = replace(
-        record,
-        message_id=result.message_id or record.message_id,
-        refused=earlier | result.refused,
-        next_attempt=None,
-        updated=at,
-    )
-    if result.outcome is Outcome.SENT and not result.deferred:
-        return replace(done, state=OutboxState.SENT, reason=result.detail, pending_recipients=())
-    if result.outcome is Outcome.UNKNOWN:
-        return replace(done, state=OutboxState.UNKNOWN, reason=result.detail)
-    if result.outcome is Outcome.FAILED_PERMANENT:
-        return replace(done, state=OutboxState.FAILED, reason=result.detail)
-    if result.outcome is Outcome.SENT:
-        # Some recipients have it; the deferred ones must still get the alert, so for them
-        # alone this is a transient failure, retried like one below.
-        done = replace(done, pending_recipients=result.deferred)
-    if record.runs >= OUTBOX_MAX_RUNS:
-        reason = f"still failing after {record.runs} runs: {result.detail}"
-        return replace(done, state=OutboxState.FAILED, reason=reason)
-    delay = min(OUTBOX_RETRY_CAP, OUTBOX_RETRY_BASE * 2 ** max(0, record.runs - 1))
-    return replace(done, state=OutboxState.PENDING, reason=result.detail, next_attempt=at + delay)

@@ -36,7 +36,7 @@ def cmd_alerts_send(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_alerts_test(settings: Settings, args: argparse.Namespace) -> int:
     """Which rules match these text or HTML files."""
-    from pipeline.alerts.outbox import article_files, try_rules
+    from pipeline.alerts.trial import article_files, try_rules
 
     config = load_config(settings)
     files = article_files([Path(name) for name in args.files])

@@ -63,7 +63,7 @@ def _cmd_search(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_init(settings: Settings, args: argparse.Namespace) -> int:
-    from pipeline.alerts.outbox import store_rules
+    from pipeline.alerts.rules import store_rules
     from pipeline.store.client import install
 
     config = load_config(settings)

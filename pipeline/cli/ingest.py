@@ -14,7 +14,7 @@ from pipeline.cli.session import connected
 from pipeline.settings import Settings, load_config
 
 if TYPE_CHECKING:
-    from pipeline.alerts.outbox import SendReport
+    from pipeline.alerts.send import SendReport
     from pipeline.jobs import IngestReport
 
 __all__ = ["cmd_crawl", "cmd_pull", "cmd_reextract", "cmd_run"]

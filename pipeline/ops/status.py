@@ -14,7 +14,8 @@ from typing import Any, Literal
 
 from elasticsearch import Elasticsearch
 
-from pipeline.alerts.outbox import matching_health, outbox_counts
+from pipeline.alerts.match import matching_health
+from pipeline.alerts.outbox import outbox_counts
 from pipeline.feeds.state import StoredFeed, load, require_installed
 from pipeline.settings import Source
 from pipeline.store.client import call

@@ -80,7 +80,7 @@ def article_document(
         "language_method": n.language.method,
         "word_count": word_count(article.text),
         "run_id": run_id,
-        # Cleared by pipeline.alerts.outbox.match_pending once every rule has run on the article: a
+        # Cleared by pipeline.alerts.match.match_pending once every rule has run on the article: a
         # stored mark, so a worker dying before or during matching loses no alert.
         "match_pending": True,
         **n.fingerprint.to_document(),

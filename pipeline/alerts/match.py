@@ -1,0 +1,466 @@
+"""Matching: run the stored rules on newly indexed articles and put what matched in the outbox.
+
+The local node has no percolator, so "percolating" a batch is done the other way round: after
+a batch is indexed, every stored rule's compiled query runs restricted to the batch's article
+ids (one ``msearch``: rules x ids filter). For our purpose this is the same thing: each article
+is tested against every rule exactly when it is indexed, whatever its published date, and an
+article that arrives late or is re-indexed is still tested once more without raising a second
+alert (below). Rules are stored in Elasticsearch by pipeline.alerts.rules.store_rules
+(``newsradar init``), so every worker matches with the same compiled queries.
+
+Once per story. A match goes to the outbox as an *alert* with ``_id = hash(rule id, story
+id)`` (pipeline.alerts.outbox.alert_id), written with ``op_type=create``: a syndicated or
+reworded copy of a story already alerted, a retried task or a re-run finds the alert there and
+only adds its article and source to it (a conditional update on ``_seq_no``/``_primary_term``;
+no scripts). An alert whose story has fewer distinct sources than the rule's ``min_sources``
+waits until copies bring it there.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+from elasticsearch import Elasticsearch
+
+from pipeline.alerts.outbox import alert_id
+from pipeline.alerts.reads import ROUNDS, Hit, iso, mget, scan
+from pipeline.alerts.rules import RuleError, StoredRule, load_rules, record_rule_health
+from pipeline.store.bulk import BulkAction, BulkReport, write
+from pipeline.store.client import IndexNames, SearchUnavailable, call, node_url
+
+__all__ = ["MatchReport", "match_new", "match_pending", "matching_health"]
+
+log = logging.getLogger(__name__)
+
+# Ids per search: Elasticsearch returns at most index.max_result_window (10 000) hits.
+_IDS_PER_SEARCH: Final = 5000
+
+
+@dataclass(slots=True)
+class MatchReport:
+    """What ``match_new`` did with one batch.
+
+    ``created``: new alerts; ``waiting``: of those and of the alerts a copy touched, how many
+    are still held back by ``min_sources``; ``activated``: waiting alerts that reached it;
+    ``already_alerted``: matches for a story whose alert existed (a copy or a re-run);
+    ``updated``: alerts that gained an article or a source; ``missing``: ids not in the index.
+    """
+
+    articles: int = 0
+    rules: int = 0
+    missing: int = 0
+    matches: int = 0
+    matched: dict[str, list[str]] = field(default_factory=dict)
+    created: int = 0
+    waiting: int = 0
+    activated: int = 0
+    already_alerted: int = 0
+    updated: int = 0
+    dead_lettered: int = 0
+    refused: dict[str, str] = field(default_factory=dict)
+
+    def add(self, other: MatchReport) -> None:
+        """Fold the report of a later batch into this one."""
+        for name in (
+            "articles", "missing", "matches", "created", "waiting", "activated",
+            "already_alerted", "updated", "dead_lettered",
+        ):  # fmt: skip
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.rules = max(self.rules, other.rules)
+        for rule_id, ids in other.matched.items():
+            self.matched[rule_id] = sorted({*self.matched.get(rule_id, ()), *ids})
+        self.refused.update(other.refused)
+
+
+@dataclass(frozen=True, slots=True)
+class _Article:
+    id: str
+    story: str
+    has_story: bool
+    source: str
+    order: tuple[str, str]
+
+
+def match_new(
+    es: Elasticsearch,
+    names: IndexNames,
+    article_ids: Iterable[str],
+    *,
+    now: datetime,
+    run_id: str | None = None,
+) -> MatchReport:
+    """Run the stored rules over a newly indexed batch and put what matched in the outbox."""
+    ids = list(dict.fromkeys(article_ids))
+    report = MatchReport(articles=len(ids))
+    if not ids:
+        return report
+    rules = load_rules(es, names)
+    report.rules = len(rules)
+    if not rules:
+        return report
+    # The rules run as searches, which only see refreshed documents.
+    call(es, es.indices.refresh, index=names.articles)
+    batch = _batch_articles(es, names, ids)
+    report.missing = len(ids) - len(batch)
+    if not batch:
+        return report
+    matched, report.refused = _run_rules(es, names, rules, sorted(batch))
+    record_rule_health(es, names, rules, report.refused, now=now)
+    for rule_id, article_set in matched.items():
+        if not article_set:
+            continue
+        report.matched[rule_id] = sorted(article_set)
+        report.matches += len(article_set)
+
+    verdicts = _write_alerts(es, names, rules, batch, matched, report, now=now, run_id=run_id)
+    for verdict in verdicts.values():
+        if verdict == "waiting":
+            report.waiting += 1
+        elif verdict.startswith("activated"):
+            report.activated += 1
+        if verdict in ("already_alerted", "activated_by_match"):
+            report.already_alerted += 1
+    log.info(
+        "alerts: %d article(s), %d match(es), %d new alert(s), %d already alerted",
+        report.articles,
+        report.matches,
+        report.created,
+        report.already_alerted,
+    )
+    return report
+
+
+def _write_alerts(
+    es: Elasticsearch,
+    names: IndexNames,
+    rules: Sequence[StoredRule],
+    batch: Mapping[str, _Article],
+    matched: Mapping[str, set[str]],
+    report: MatchReport,
+    *,
+    now: datetime,
+    run_id: str | None,
+) -> dict[str, str]:
+    """Create or update the alert of every (rule, story) the batch touches; redo lost races.
+
+    Returns what became of each alert (``_alert_action``'s verdict), decided afresh in each
+    round so that it is counted once; the writes are counted in ``report``.
+    """
+    stories: dict[str, list[_Article]] = defaultdict(list)
+    for article in batch.values():
+        stories[article.story].append(article)
+    # Every (rule, story) of the batch: a new match creates the alert; an existing alert also
+    # takes this batch's copies, whether or not a copy's wording matches the rule.
+    pairs = {alert_id(rule.id, story): (rule, story) for rule in rules for story in stories}
+    existing = mget(es, names.alert_outbox, sorted(pairs))
+    relevant = {pairs[aid][1] for aid in existing} | {
+        batch[article].story for found in matched.values() for article in found
+    }
+    # Only stories with a match or an alert can change the outbox: count only their sources.
+    sources = _story_sources(es, names, {story: stories[story] for story in relevant})
+    pending = {aid for aid, (_, story) in pairs.items() if story in relevant}
+    verdicts: dict[str, str] = {}
+    current = {aid: existing[aid] for aid in pending if aid in existing}
+    for _ in range(ROUNDS):
+        actions: list[BulkAction] = []
+        for aid in sorted(pending):
+            rule, story = pairs[aid]
+            hits = sorted(
+                (a for a in stories[story] if a.id in matched.get(rule.id, ())),
+                key=lambda a: (a.order, a.id),
+            )
+            action, verdicts[aid] = _alert_action(
+                names,
+                aid,
+                rule,
+                story,
+                stories[story],
+                hits,
+                sources[story],
+                current.get(aid),
+                now=now,
+                run_id=run_id,
+            )
+            if action is not None:
+                actions.append(action)
+        if not actions:
+            break
+        # No refresh: this loop reads with real-time mget, and send_digests refreshes first.
+        written = write(es, actions, names=names, stage="alerts", run_id=run_id)
+        pending = _count_writes(written, report)
+        if not pending:
+            break
+        current = mget(es, names.alert_outbox, sorted(pending))
+    else:
+        log.warning("%d alert(s) still contended after %d rounds", len(pending), ROUNDS)
+    return verdicts
+
+
+def _count_writes(written: BulkReport, report: MatchReport) -> set[str]:
+    """Count one round's alert writes; return the alerts another worker wrote meanwhile."""
+    retry = set()
+    for aid, outcome in written.outcomes.items():
+        if outcome == "created":
+            report.created += 1
+        elif outcome == "updated":
+            report.updated += 1
+        elif outcome in ("already_stored", "conflict"):
+            # Another worker wrote it since we read it: read again and merge again.
+            retry.add(aid)
+        elif outcome == "dead_lettered":
+            report.dead_lettered += 1
+            log.error("alert %s dead-lettered: %s", aid, written.errors.get(aid))
+    return retry
+
+
+def match_pending(
+    es: Elasticsearch,
+    names: IndexNames,
+    *,
+    now: datetime,
+    sources: Sequence[str] | None = None,
+    run_id: str | None = None,
+    batch_size: int = 1000,
+) -> MatchReport:
+    """Match every article still marked ``match_pending``, whatever run indexed it.
+
+    Articles are written with ``match_pending: true`` and keep it until every stored rule has
+    run on them and the outbox holds what they matched; only then is the mark cleared. A worker
+    that dies (or a node that fails) anywhere in between leaves the mark, so the next cycle
+    matches the article again, and the outbox's deterministic ids make the second pass add
+    nothing twice. With ``sources`` only those sources' articles are taken (a per-source task).
+    """
+    total = MatchReport()
+    done: set[str] = set()
+    while True:
+        call(es, es.indices.refresh, index=names.articles)
+        query: dict[str, Any] = {"bool": {"filter": [{"term": {"match_pending": True}}]}}
+        if sources:
+            query["bool"]["filter"].append({"terms": {"source": list(sources)}})
+        response = call(
+            es,
+            es.search,
+            index=names.articles,
+            query=query,
+            sort=["indexed", "_doc"],
+            size=batch_size,
+            source=False,
+            track_total_hits=False,
+        )
+        # A mark that could not be cleared (dead-lettered) is not taken again in this call.
+        hits = [hit for hit in response["hits"]["hits"] if hit["_id"] not in done]
+        if not hits:
+            return total
+        ids = [hit["_id"] for hit in hits]
+        total.add(match_new(es, names, ids, now=now, run_id=run_id))
+        cleared = [
+            BulkAction(hit["_index"], hit["_id"], {"match_pending": False, "matched": iso(now)},
+                       op="update")
+            for hit in hits
+        ]  # fmt: skip
+        write(es, cleared, names=names, stage="alerts", run_id=run_id)
+        done.update(ids)
+
+
+def matching_health(es: Elasticsearch, names: IndexNames) -> dict[str, Any]:
+    """Articles still waiting to be matched, and the rules Elasticsearch refused last time."""
+    pending = call(es, es.count, index=names.articles, query={"term": {"match_pending": True}})
+    refused = scan(es, names.alert_rules, {"exists": {"field": "last_error"}})
+    return {
+        "unmatched": int(pending["count"]),
+        "rule_errors": [
+            {
+                "rule": hit.id,
+                "error": hit.source.get("last_error"),
+                "at": hit.source.get("last_error_at"),
+            }
+            for hit in sorted(refused, key=lambda hit: hit.id)
+        ],
+    }
+
+
+def _alert_action(
+    names: IndexNames,
+    aid: str,
+    rule: StoredRule,
+    story: str,
+    story_articles: list[_Article],
+    hits: list[_Article],
+    story_sources: set[str],
+    existing: Hit | None,
+    *,
+    now: datetime,
+    run_id: str | None,
+) -> tuple[BulkAction | None, str]:
+    """The create or conditional update this batch implies for one (rule, story), if any.
+
+    The verdict says what it means: ``new``, ``waiting`` (held by min_sources), ``activated``
+    (min_sources reached), ``already_alerted`` (a match on a story alerted before), ``copy``
+    (an article of an alerted story that the rule did not match itself), or ``none``.
+    """
+    batch_ids = {a.id for a in story_articles}
+    if existing is None:
+        if not hits:
+            return None, "none"
+        source_count = len(story_sources)
+        ready = source_count >= rule.min_sources
+        document: dict[str, Any] = {
+            "kind": "alert",
+            "rule_id": rule.id,
+            "story_id": story,
+            "status": "ready" if ready else "waiting",
+            "first_article": hits[0].id,
+            "articles": sorted(batch_ids),
+            "sources": sorted(story_sources),
+            "source_count": source_count,
+            "min_sources": rule.min_sources,
+            "pending_for": list(rule.recipients) if ready else [],
+            "matched_at": iso(now),
+            "ready_at": iso(now) if ready else None,
+            "updated": iso(now),
+            "run_id": run_id,
+        }
+        action = BulkAction(names.alert_outbox, aid, document, op="create")
+        return action, "new" if ready else "waiting"
+    doc = existing.source
+    verdict = "already_alerted" if hits else "copy"
+    articles = sorted(set(doc.get("articles", ())) | batch_ids)
+    merged_sources = sorted(set(doc.get("sources", ())) | story_sources)
+    changes: dict[str, Any] = {}
+    if articles != sorted(doc.get("articles", ())):
+        changes["articles"] = articles
+    if merged_sources != sorted(doc.get("sources", ())):
+        changes["sources"] = merged_sources
+        changes["source_count"] = len(merged_sources)
+    min_sources = int(doc.get("min_sources", rule.min_sources))
+    if doc.get("status") == "waiting":
+        if len(merged_sources) >= min_sources:
+            changes.update(status="ready", pending_for=list(rule.recipients), ready_at=iso(now))
+            verdict = "activated_by_match" if hits else "activated"
+        else:
+            verdict = "waiting"
+    if not changes:
+        return None, verdict
+    changes["updated"] = iso(now)
+    action = BulkAction(
+        names.alert_outbox,
+        aid,
+        changes,
+        op="update",
+        if_seq_no=existing.seq_no,
+        if_primary_term=existing.primary_term,
+    )
+    return action, verdict
+
+
+def _batch_articles(
+    es: Elasticsearch, names: IndexNames, ids: Sequence[str]
+) -> dict[str, _Article]:
+    found: dict[str, _Article] = {}
+    for start in range(0, len(ids), 1000):
+        chunk = list(ids[start : start + 1000])
+        response = call(
+            es,
+            es.mget,
+            index=names.articles,
+            ids=chunk,
+            source_includes=["story_id", "source", "indexed", "published"],
+        )
+        for doc in response["docs"]:
+            if not doc.get("found"):
+                continue
+            source = doc["_source"]
+            story = source.get("story_id")
+            # An article that dedup has not placed yet is a story of its own.
+            found[doc["_id"]] = _Article(
+                id=doc["_id"],
+                story=str(story or doc["_id"]),
+                has_story=bool(story),
+                source=str(source.get("source") or ""),
+                order=(str(source.get("indexed") or ""), str(source.get("published") or "")),
+            )
+    return found
+
+
+def _run_rules(
+    es: Elasticsearch, names: IndexNames, rules: Sequence[StoredRule], ids: Sequence[str]
+) -> tuple[dict[str, set[str]], dict[str, str]]:
+    """Rule id -> the batch's article ids it matches: one msearch of rules x ids filter.
+
+    Also returns the rules Elasticsearch refused (4xx), with the reason: one bad rule must not
+    keep every other rule from matching. A 5xx is the cluster's trouble, not the rule's, and
+    raises SearchUnavailable so the batch is matched again later.
+    """
+    searches: list[dict[str, Any]] = []
+    owners: list[str] = []
+    for start in range(0, len(ids), _IDS_PER_SEARCH):
+        chunk = list(ids[start : start + _IDS_PER_SEARCH])
+        for rule in rules:
+            searches.append({"index": names.articles})
+            searches.append(
+                {
+                    "query": {
+                        "bool": {"must": [rule.query], "filter": [{"ids": {"values": chunk}}]}
+                    },
+                    "size": len(chunk),
+                    "_source": False,
+                    "track_total_hits": False,
+                }
+            )
+            owners.append(rule.id)
+    response = call(es, es.msearch, searches=searches)
+    matched: dict[str, set[str]] = defaultdict(set)
+    refused: dict[str, str] = {}
+    for rule_id, answer in zip(owners, response["responses"], strict=True):
+        if "error" in answer:
+            error = answer["error"]
+            reason = _error_reason(error)
+            if int(answer.get("status", 400)) >= 500:
+                raise SearchUnavailable(node_url(es), f"rule {rule_id}: {reason}")
+            refused[rule_id] = f"Elasticsearch refused its query: {reason}"
+            log.error("%s", RuleError(rule_id, refused[rule_id]))
+            continue
+        matched[rule_id].update(hit["_id"] for hit in answer["hits"]["hits"])
+    return matched, refused
+
+
+def _error_reason(error: object) -> str:
+    """The most telling reason in an Elasticsearch error body (the root cause's, when given)."""
+    if not isinstance(error, dict):
+        return str(error)
+    causes = error.get("root_cause") or []
+    cause = causes[0] if causes and isinstance(causes[0], dict) else error
+    return str(cause.get("reason") or error.get("reason") or error.get("type") or error)
+
+
+def _story_sources(
+    es: Elasticsearch, names: IndexNames, stories: Mapping[str, list[_Article]]
+) -> dict[str, set[str]]:
+    """Distinct sources of each story over the whole articles index, not only this batch."""
+    result = {
+        story: {a.source for a in articles if a.source} for story, articles in stories.items()
+    }
+    placed = sorted(story for story, articles in stories.items() if articles[0].has_story)
+    for start in range(0, len(placed), 1000):
+        chunk = placed[start : start + 1000]
+        response = call(
+            es,
+            es.search,
+            index=names.articles,
+            size=0,
+            query={"terms": {"story_id": chunk}},
+            aggs={
+                "stories": {
+                    "terms": {"field": "story_id", "size": len(chunk)},
+                    "aggs": {"sources": {"terms": {"field": "source", "size": 500}}},
+                }
+            },
+        )
+        for bucket in response["aggregations"]["stories"]["buckets"]:
+            result[bucket["key"]].update(b["key"] for b in bucket["sources"]["buckets"])
+    return result

@@ -1,0 +1,264 @@
+"""Sending digests: each recipient of each rule gets the alerts owed to them, one mail a time.
+
+``send_digests`` gives each recipient of each rule at most one digest per digest interval: one
+e-mail per recipient (addresses are not disclosed to each other, and each has its own delivery
+state), with the alerts owed to that recipient. Every state a digest goes through, and every
+write of it, is pipeline.alerts.outbox's; this module decides what to send, builds the digest
+(pipeline.alerts.digest renders it) and hands it to pipeline.alerts.smtp.deliver.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from elasticsearch import Elasticsearch
+
+from pipeline.alerts.digest import Digest, DigestItem, render_digest
+from pipeline.alerts.highlight import highlighted
+from pipeline.alerts.outbox import (
+    IN_FLIGHT,
+    Claim,
+    ClaimLost,
+    OutboxRecord,
+    OutboxState,
+    OutboxTransitionError,
+    claim,
+    create_digest,
+    last_windows,
+    mark_owed,
+    open_digests,
+    outbox_transition,
+    owed_alerts,
+    read_record,
+    recover_interrupted,
+)
+from pipeline.alerts.reads import Hit, mget, parse_time
+from pipeline.alerts.smtp import DeliveryResult, Outcome, SmtpConfig, deliver, serialise
+from pipeline.errors import PermanentError
+from pipeline.normalise.dates import as_utc
+from pipeline.settings import AlertRule, Config
+from pipeline.store.client import IndexNames, call
+
+__all__ = ["MAX_ITEMS", "DigestResult", "SendReport", "send_digests"]
+
+log = logging.getLogger(__name__)
+
+# Stories per digest; the rest wait for the next one.
+MAX_ITEMS: Final = 50
+
+
+@dataclass(frozen=True, slots=True)
+class DigestResult:
+    """One digest this run touched, and where it ended up."""
+
+    digest_id: str
+    rule_id: str
+    recipient: str
+    state: str
+    items: int
+    message_id: str = ""
+    reason: str = ""
+    refused: dict[str, tuple[int, str]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class SendReport:
+    """What ``send_digests`` did: digests by end state, and what it left for later.
+
+    ``retrying``: back to pending after a temporary failure; ``held``: recipients with alerts
+    owed whose digest interval has not passed; ``busy``: digests another worker is sending;
+    ``interrupted``: digests whose worker died, found past the lease: from ``sending`` back to
+    pending (and sent in this run when due), from ``transmitting`` now ``unknown``.
+    """
+
+    sent: int = 0
+    failed: int = 0
+    unknown: int = 0
+    retrying: int = 0
+    held: int = 0
+    busy: int = 0
+    interrupted: int = 0
+    digests: list[DigestResult] = field(default_factory=list)
+
+
+def send_digests(
+    es: Elasticsearch,
+    names: IndexNames,
+    config: Config,
+    smtp: SmtpConfig,
+    *,
+    now: datetime,
+    attempts: int = 1,
+    max_items: int = MAX_ITEMS,
+) -> SendReport:
+    """Mail each recipient the alerts owed to them, at most one digest per rule interval.
+
+    ``attempts`` is ``deliver``'s tries within this run; by default a temporary failure waits
+    for a later run (the outbox's backoff) rather than holding this one up.
+    """
+    now = as_utc(now)
+    report = SendReport()
+    call(es, es.indices.refresh, index=names.alert_outbox)
+    for hit, record in recover_interrupted(es, names, now):
+        report.interrupted += 1
+        if record.state is OutboxState.UNKNOWN:
+            report.unknown += 1
+            report.digests.append(_result(hit.id, hit.source, record, len(hit.source["alert_ids"])))
+    waiting = open_digests(es, names)
+    last_end = last_windows(es, names)
+    source_names = {source.id: source.name for source in config.sources}
+    for rule in config.alerts:
+        for recipient in rule.recipients:
+            key = (rule.id, recipient.lower())
+            if key in waiting:
+                for hit in waiting[key]:
+                    _send_one(es, names, hit.id, rule, smtp, now, attempts, source_names, report)
+                continue
+            owed = owed_alerts(es, names, rule.id, recipient, max_items)
+            if not owed:
+                continue
+            last = last_end.get(key)
+            if last is not None and now < last + timedelta(seconds=rule.digest_seconds):
+                report.held += 1
+                continue
+            did = create_digest(es, names, rule.id, recipient, owed, last, now)
+            if did is None:
+                report.busy += 1  # another worker made this digest first
+                continue
+            _send_one(es, names, did, rule, smtp, now, attempts, source_names, report)
+    return report
+
+
+def _send_one(
+    es: Elasticsearch,
+    names: IndexNames,
+    did: str,
+    rule: AlertRule,
+    smtp: SmtpConfig,
+    now: datetime,
+    attempts: int,
+    source_names: Mapping[str, str],
+    report: SendReport,
+) -> None:
+    """Claim one pending digest, send it, and record the outcome."""
+    hit = mget(es, names.alert_outbox, [did]).get(did)
+    if hit is None:
+        return
+    if not hit.source.get("marked"):
+        mark_owed(es, names, hit)
+        hit = mget(es, names.alert_outbox, [did])[did]
+    record = read_record(hit.source)
+    if record.state in IN_FLIGHT:
+        report.busy += 1
+        return
+    try:
+        claimed = outbox_transition(record, Claim(at=now))
+    except OutboxTransitionError:
+        return  # not due yet: a later run retries it
+    # Everything that reads Elasticsearch, and everything that can fail to make the message,
+    # happens before the claim: a node failing here leaves the digest pending, and a message
+    # that cannot be built or written is recorded as failed with the reason, never left claimed.
+    recipient = str(hit.source["recipient"])
+    message = None
+    items = 0
+    try:
+        digest = _build_digest(es, names, hit, rule, now, source_names)
+        items = len(digest.items)
+        message = render_digest(digest, sender=smtp.sender, recipient=recipient)
+        serialise(message)  # the very bytes deliver will send, with their headers checked
+    except PermanentError as exc:  # DigestError, UnsendableMessage: nothing to send as it is
+        refusal = DeliveryResult(Outcome.FAILED_PERMANENT, 0, detail=str(exc))
+        message = None
+    flight = claim(es, names, hit, claimed, now)
+    if flight is None:
+        report.busy += 1  # another worker claimed it between our read and our write
+        return
+    if message is None:
+        result = refusal
+    else:
+        try:
+            result = deliver(
+                message,
+                config=smtp,
+                recipients=list(claimed.pending_recipients) or None,
+                attempts=attempts,
+                before_data=flight.transmit,
+            )
+        except ClaimLost:
+            report.busy += 1  # recovered and claimed by another worker; we gave no DATA
+            return
+    after = flight.finish(result)
+    match after.state:
+        case OutboxState.SENT:
+            report.sent += 1
+        case OutboxState.FAILED:
+            report.failed += 1
+        case OutboxState.UNKNOWN:
+            report.unknown += 1
+        case _:
+            report.retrying += 1
+    report.digests.append(_result(did, hit.source, after, items))
+
+
+def _result(did: str, source: Mapping[str, Any], record: OutboxRecord, items: int) -> DigestResult:
+    """What ``send_digests`` reports of one digest it touched."""
+    return DigestResult(
+        digest_id=did,
+        rule_id=str(source["rule_id"]),
+        recipient=str(source["recipient"]),
+        state=record.state.value,
+        items=items,
+        message_id=record.message_id,
+        reason=record.reason,
+        refused=dict(record.refused),
+    )
+
+
+def _build_digest(
+    es: Elasticsearch,
+    names: IndexNames,
+    digest: Hit,
+    rule: AlertRule,
+    now: datetime,
+    source_names: Mapping[str, str],
+) -> Digest:
+    """The digest's stories, each from its first matched article with highlighted terms."""
+    alerts = mget(es, names.alert_outbox, list(digest.source["alert_ids"]))
+    ordered = [alerts[aid] for aid in digest.source["alert_ids"] if aid in alerts]
+    firsts = [str(hit.source["first_article"]) for hit in ordered]
+    articles = highlighted(es, names.articles, rule, firsts)
+    items = []
+    for hit in ordered:
+        article = articles.get(str(hit.source["first_article"]))
+        if article is None:
+            log.warning("alert %s: article %s is gone", hit.id, hit.source["first_article"])
+            continue
+        own = str(article.source.get("source") or "")
+        others = sorted(set(hit.source.get("sources") or ()) - {own})
+        items.append(
+            DigestItem(
+                article_id=article.id,
+                title=str(article.source.get("title") or ""),
+                url=str(article.source.get("url") or ""),
+                source=source_names.get(own, own),
+                language=str(article.source.get("language") or ""),
+                published=parse_time(article.source.get("published"))
+                or parse_time(article.source.get("fetched"))
+                or now,
+                snippet=article.snippet,
+                matched_terms=article.terms,
+                also_reported_by=tuple(source_names.get(s, s) for s in others),
+            )
+        )
+    return Digest(
+        rule_id=rule.id,
+        rule_name=rule.name,
+        recipients=(str(digest.source["recipient"]),),
+        items=tuple(items),
+        window_start=parse_time(digest.source["window_start"]) or now,
+        window_end=parse_time(digest.source["window_end"]) or now,
+    )

@@ -1,0 +1,181 @@
+"""``newsradar alerts test``: run the configured rules on article files, on the real analysers.
+
+Each file is indexed into a throw-away index built from mappings/articles.json, so it is
+analysed exactly as an indexed article would be; the index is removed after.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+from elastic_transport import TransportError
+from elasticsearch import ApiError, Elasticsearch
+
+from pipeline.alerts.highlight import highlighted
+from pipeline.alerts.query import compile_rule
+from pipeline.alerts.rules import check_terms
+from pipeline.errors import ConfigError
+from pipeline.settings import AlertRule
+from pipeline.store.client import IndexNames, call, load_template
+
+__all__ = [
+    "ARTICLE_SUFFIXES",
+    "RuleHit",
+    "TrialResult",
+    "article_files",
+    "read_article_file",
+    "try_rules",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleHit:
+    """A rule that matched a file, with the words it matched and a highlighted snippet."""
+
+    rule_id: str
+    name: str
+    terms: tuple[str, ...]
+    snippet: str
+
+
+@dataclass(frozen=True, slots=True)
+class TrialResult:
+    """One file run through the rules: its language and the rules that match it."""
+
+    file: str
+    title: str
+    language: str
+    probability: float
+    method: str
+    hits: tuple[RuleHit, ...]
+
+
+# What `newsradar alerts test DIR` tries in a directory.
+ARTICLE_SUFFIXES: Final = (".txt", ".html", ".htm")
+
+
+def article_files(paths: Sequence[Path]) -> list[Path]:
+    """The files to try: each file as given; for a directory, its .txt and .html files, sorted.
+
+    A ConfigError names a path that does not exist, is neither a file nor a directory (a
+    device or a pipe would never end), or is a directory without such files.
+    """
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            try:
+                found = sorted(
+                    entry
+                    for entry in path.iterdir()
+                    if entry.suffix.lower() in ARTICLE_SUFFIXES
+                    and not entry.name.startswith(".")
+                    and entry.is_file()
+                )
+            except OSError as exc:
+                raise ConfigError(str(path), "", f"cannot be read: {exc.strerror}") from None
+            if not found:
+                raise ConfigError(str(path), "", "a directory without .txt or .html files")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        elif path.exists():
+            raise ConfigError(str(path), "", "neither a file nor a directory")
+        else:
+            raise ConfigError(str(path), "", "no such file or directory")
+    return files
+
+
+def read_article_file(path: Path, *, now: datetime) -> tuple[str, str, str | None]:
+    """(title, text, language hint) of an HTML page (extracted) or a text file (first line)."""
+    # Imported here: trafilatura takes seconds to import, and only this command needs it.
+    from pipeline.normalise.extract import extract_article
+
+    try:
+        body = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(str(path), "", f"cannot be read: {exc.strerror}") from None
+    head = body.lstrip()[:512].lower()
+    if path.suffix.lower() in (".html", ".htm") or head.startswith((b"<!doctype html", b"<html")):
+        article = extract_article(
+            body, f"https://alerts-test.invalid/{path.name}", fetched_at=now, min_chars=1
+        )
+        return article.title, article.text, article.language_hint
+    text = body.decode("utf-8", errors="replace")
+    lines = [line.strip() for line in text.splitlines()]
+    first = next((i for i, line in enumerate(lines) if line), 0)
+    title = lines[first] if lines else ""
+    return title, "\n".join(lines[first + 1 :]).strip(), None
+
+
+def try_rules(
+    es: Elasticsearch,
+    names: IndexNames,
+    rules: Sequence[AlertRule],
+    files: Sequence[Path],
+    *,
+    now: datetime,
+) -> list[TrialResult]:
+    """Which rules match each file, on the real analysers: a throw-away index, removed after.
+
+    The index is built from mappings/articles.json, so a file is analysed exactly as an
+    indexed article would be. Source and country filters are not applied: a file has neither.
+    """
+    from pipeline.normalise.language import detect_language  # slow to import; only needed here
+
+    call(es, check_terms, client=es, rules=rules)
+    template = load_template("articles", names.prefix)["template"]
+    index = f"{names.prefix}-alerts-test-{uuid.uuid4().hex[:12]}"
+    queries = {rule.id: compile_rule(rule, with_filters=False) for rule in rules}
+    results = []
+    call(
+        es,
+        es.indices.create,
+        index=index,
+        settings=template["settings"],
+        mappings=template["mappings"],
+    )
+    try:
+        for number, path in enumerate(files):
+            title, text, hint = read_article_file(path, now=now)
+            language = detect_language(title, text, hint=hint)
+            lang = language.language
+            document: dict[str, Any] = {"title": title, "text": text, "language": lang}
+            if f"text_{lang}" in template["mappings"]["properties"]:
+                document[f"title_{lang}"] = title
+                document[f"text_{lang}"] = text
+            doc_id = f"file-{number}"
+            call(es, es.index, index=index, id=doc_id, document=document, refresh=True)
+            hits = []
+            for rule in rules:
+                if _matches(es, index, queries[rule.id], doc_id):
+                    hit = highlighted(es, index, rule, [doc_id])[doc_id]
+                    hits.append(RuleHit(rule.id, rule.name, hit.terms, hit.snippet))
+            results.append(
+                TrialResult(
+                    file=str(path),
+                    title=title,
+                    language=lang,
+                    probability=round(language.probability, 3),
+                    method=language.method,
+                    hits=tuple(hits),
+                )
+            )
+    finally:
+        try:
+            es.options(ignore_status=404).indices.delete(index=index)
+        except (TransportError, ApiError) as exc:
+            log.warning("could not remove the test index %s: %s", index, exc)
+    return results
+
+
+def _matches(es: Elasticsearch, index: str, query: dict[str, Any], doc_id: str) -> bool:
+    restricted = {"bool": {"must": [query], "filter": [{"ids": {"values": [doc_id]}}]}}
+    return int(call(es, es.count, index=index, query=restricted)["count"]) > 0
