@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 from pebble import ProcessExpired
+from test_crawl import ARTICLE  # the same ordinary article page the crawl tests serve
 
 from pipeline.errors import ConfigError, ExtractionError
 from pipeline.net.fetch import FetchResult
@@ -17,20 +18,6 @@ from pipeline.normalise.page import ExtractionPool, normalise_page
 
 FETCHED = datetime(2026, 11, 27, tzinfo=UTC)
 BUDGET = 0.5  # seconds of CPU: a normal page needs a few hundredths
-_PARAGRAPH = (
-    "The harbour authority said on Tuesday that the new container terminal will open in "
-    "spring, after two years of construction and a long dispute over dredging the northern "
-    "channel. "
-)
-ARTICLE = (
-    "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-    "<title>Terminal opens in spring</title></head><body><article>"
-    "<h1>Terminal opens in spring</h1>"
-    + "".join(
-        f"<p>{_PARAGRAPH * 2}Paragraph {i} adds that traffic will grow.</p>" for i in range(6)
-    )
-    + "</article></body></html>"
-).encode()
 # Under the element cap (pipeline.normalise.extract.MAX_ELEMENTS), yet about 4 s of CPU to extract.
 SLOW = b"<html><body>" + b"<p>lorem ipsum dolor sit</p>\n" * 45_000 + b"</body></html>"
 
