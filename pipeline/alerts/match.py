@@ -258,11 +258,8 @@ def match_pending(
             return total
         ids = [hit["_id"] for hit in hits]
         total.add(match_new(es, names, ids, now=now, run_id=run_id))
-        cleared = [
-            BulkAction(hit["_index"], hit["_id"], {"match_pending": False, "matched": iso(now)},
-                       op="update")
-            for hit in hits
-        ]  # fmt: skip
+        mark = {"match_pending": False, "matched": iso(now)}
+        cleared = [BulkAction(hit["_index"], hit["_id"], dict(mark), op="update") for hit in hits]
         write(es, cleared, names=names, stage="alerts", run_id=run_id)
         done.update(ids)
 
