@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Final
 
@@ -66,10 +66,8 @@ class MatchReport:
 
     def add(self, other: MatchReport) -> None:
         """Fold the report of a later batch into this one."""
-        for name in (
-            "articles", "missing", "matches", "created", "waiting", "activated",
-            "already_alerted", "updated", "dead_lettered",
-        ):  # fmt: skip
+        # Every count adds up, except the rules: each batch ran the same rules.
+        for name in (f.name for f in fields(self) if f.type == "int" and f.name != "rules"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.rules = max(self.rules, other.rules)
         for rule_id, ids in other.matched.items():

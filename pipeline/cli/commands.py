@@ -62,6 +62,12 @@ def _cmd_search(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _source_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--source", action="append", metavar="ID", help="only this source (repeatable)"
+    )
+
+
 def _cmd_init(settings: Settings, args: argparse.Namespace) -> int:
     from pipeline.alerts.rules import store_rules
     from pipeline.store.client import install
@@ -135,18 +141,14 @@ def _parser() -> argparse.ArgumentParser:
     init_cmd.add_argument("--json", action="store_true", help="print one JSON object")
     init_cmd.set_defaults(handler=_cmd_init)
     pull_cmd = commands.add_parser("pull", help="poll the sources' feeds into the frontier")
-    pull_cmd.add_argument(
-        "--source", action="append", metavar="ID", help="only this source (repeatable)"
-    )
+    _source_option(pull_cmd)
     pull_cmd.add_argument("--force", action="store_true", help="poll feeds that are not due yet")
     pull_cmd.add_argument("--json", action="store_true", help="print one JSON object")
     pull_cmd.set_defaults(handler=cmd_pull)
     crawl_cmd = commands.add_parser(
         "crawl", help="discover from sitemaps and section pages, then fetch and index the frontier"
     )
-    crawl_cmd.add_argument(
-        "--source", action="append", metavar="ID", help="only this source (repeatable)"
-    )
+    _source_option(crawl_cmd)
     crawl_cmd.add_argument("--limit", type=int, default=5000, help="URLs to claim (default 5000)")
     crawl_cmd.add_argument(
         "--no-discover", action="store_true", help="only crawl what is already in the frontier"
@@ -156,18 +158,14 @@ def _parser() -> argparse.ArgumentParser:
     run_cmd = commands.add_parser(
         "run", help="one full cycle: pull, discover, crawl, index, match, mail the digests"
     )
-    run_cmd.add_argument(
-        "--source", action="append", metavar="ID", help="only this source (repeatable)"
-    )
+    _source_option(run_cmd)
     run_cmd.add_argument("--force", action="store_true", help="poll feeds that are not due yet")
     run_cmd.add_argument("--json", action="store_true", help="print one JSON object")
     run_cmd.set_defaults(handler=cmd_run)
     reextract_cmd = commands.add_parser(
         "reextract", help="re-run extraction over the kept pages and update the articles"
     )
-    reextract_cmd.add_argument(
-        "--source", action="append", metavar="ID", help="only this source (repeatable)"
-    )
+    _source_option(reextract_cmd)
     reextract_cmd.add_argument("--json", action="store_true", help="print one JSON object")
     reextract_cmd.set_defaults(handler=cmd_reextract)
     status_cmd = commands.add_parser("status", help="per-source health and totals")
