@@ -5,7 +5,7 @@ to five articles reporting that one happening) and ``negatives`` (pairs of artic
 same topic about different happenings, which must never share a story). A negative may name an
 article of an event or one of the file's ``singles`` (articles of no event here).
 
-``python -m tests.eventfixtures`` checks every file and prints the counts.
+``python tests/eventfixtures.py`` checks every file and prints the counts.
 """
 
 from __future__ import annotations
@@ -138,7 +138,8 @@ def main() -> int:
         if shared > MAX_SHARED_TRIGRAMS:
             problems.append(f"{a} and {b} share {shared:.2f} of their word 3-grams")
     crossing = [
-        e for e, ids in fixtures.events.items()
+        e
+        for e, ids in fixtures.events.items()
         if len({fixtures.articles[i].language for i in ids}) > 1
     ]
     languages = Counter(a.language for a in fixtures.articles.values())

@@ -19,6 +19,7 @@ from pebble.common.types import RemoteTraceback
 from pipeline.errors import ConfigError, ExtractionError
 from pipeline.net.fetch import FetchResult
 from pipeline.net.urls import url_id
+from pipeline.normalise.events import EventSignature, signature
 from pipeline.normalise.extract import ExtractedArticle, extract_article
 from pipeline.normalise.fingerprint import DEFAULT_CONFIG, DedupConfig, Fingerprint, fingerprint
 from pipeline.normalise.language import LanguageResult, detect_language
@@ -52,6 +53,7 @@ class NormalisedArticle:
     article: ExtractedArticle
     language: LanguageResult
     fingerprint: Fingerprint
+    event: EventSignature | None = None  # None: pipeline.store.articles.event_of finds it
 
 
 def normalise_page(
@@ -89,6 +91,8 @@ def normalise_page(
         fingerprint=fingerprint(
             article.text, num_perm=dedup.num_perm, bands=dedup.bands, rows=dedup.rows
         ),
+        # Here, in the extraction worker, rather than in the crawl's process.
+        event=signature(article.title, article.text, language.language),
     )
 
 

@@ -7,17 +7,33 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from pipeline.normalise.dates import as_utc
+from pipeline.normalise.events import EventSignature, signature
 from pipeline.store.client import LANGUAGE_FIELDS
 
 if TYPE_CHECKING:
     # Only a type here: importing pipeline.normalise.page pulls in the extractor (trafilatura).
     from pipeline.normalise.page import NormalisedArticle
 
-__all__ = ["STORY_FIELDS", "article_document", "iso_utc", "parse_iso_utc", "word_count"]
+__all__ = [
+    "STORY_FIELDS",
+    "article_document",
+    "event_of",
+    "iso_utc",
+    "parse_iso_utc",
+    "word_count",
+]
 
 # Filled by dedup (pipeline.store.stories), never by article_document: a document written without
 # them is an article whose story is not decided yet.
-STORY_FIELDS: Final = ("story_id", "duplicate_of", "duplicate_kind", "similarity")
+STORY_FIELDS: Final = (
+    "story_id",
+    "story_relation",
+    "duplicate_of",
+    "duplicate_kind",
+    "similarity",
+    "related_to",
+    "event_score",
+)
 
 # Ideographs and kana are words of their own: Chinese and Japanese have no spaces to count.
 _CJK: Final = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
@@ -41,6 +57,13 @@ def parse_iso_utc(value: str) -> datetime:
 def word_count(text: str) -> int:
     """Words in ``text``; each ideograph or kana counts as one."""
     return len(_WORD_RE.findall(text))
+
+
+def event_of(n: NormalisedArticle) -> EventSignature:
+    """The article's same-event evidence: as normalisation found it, or found now."""
+    if n.event is not None:
+        return n.event
+    return signature(n.article.title, n.article.text, n.language.language)
 
 
 def article_document(
@@ -84,6 +107,7 @@ def article_document(
         # stored mark, so a worker dying before or during matching loses no alert.
         "match_pending": True,
         **n.fingerprint.to_document(),
+        **event_of(n).document(),
     }
     if language in LANGUAGE_FIELDS:
         document[f"title_{language}"] = article.title

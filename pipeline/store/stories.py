@@ -57,8 +57,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from pipeline.errors import ConfigError
+from pipeline.normalise.events import DEFAULT_EVENT_CONFIG, EventConfig
 from pipeline.normalise.fingerprint import DEFAULT_CONFIG, DedupConfig
-from pipeline.store.articles import article_document, iso_utc, parse_iso_utc
+from pipeline.settings import Settings
+from pipeline.store.articles import article_document, event_of, iso_utc, parse_iso_utc
 from pipeline.store.client import IndexNames, call
 from pipeline.store.story_documents import write_stories
 from pipeline.store.story_match import Matcher
@@ -85,12 +87,13 @@ __all__ = [
     "Kind",
     "StoryDecision",
     "StoryWriteRejected",
+    "event_config",
     "ingest",
 ]
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["new", "exact_url", "exact_text", "near"]
+Kind = Literal["new", "exact_url", "exact_text", "near", "same_event"]
 
 # Articles handled per round of requests; a longer input is taken in slices of this size, each
 # slice seeing the ones before it.
@@ -102,7 +105,9 @@ class StoryDecision:
     """Where one ingested article went: its story, and what it copies when it is a copy.
 
     ``exact_url``: the URL was stored already (or repeated in the batch); ``duplicate_of`` is
-    the article itself and ``story_id`` the stored one. ``similarity`` is None for ``new``.
+    the article itself and ``story_id`` the stored one. ``same_event``: a report of its own,
+    joined to the story of ``related_to`` with the event score as ``similarity``.
+    ``similarity`` is None for ``new``.
     """
 
     article_id: str
@@ -110,6 +115,17 @@ class StoryDecision:
     duplicate_of: str | None
     kind: Kind
     similarity: float | None
+    related_to: str | None = None
+
+
+def event_config(settings: Settings) -> EventConfig:
+    """The same-event thresholds the settings give (``NEWSRADAR_STORY_*``)."""
+    return EventConfig(
+        window_hours=settings.story_window_hours,
+        threshold=settings.story_threshold,
+        cross_threshold=settings.story_cross_threshold,
+        min_shared=settings.story_min_shared,
+    )
 
 
 def ingest(
@@ -119,6 +135,7 @@ def ingest(
     *,
     fetched: datetime,
     config: DedupConfig = DEFAULT_CONFIG,
+    events: EventConfig = DEFAULT_EVENT_CONFIG,
     run_id: str | None = None,
     country: str | None = None,
 ) -> list[StoryDecision]:
@@ -140,22 +157,20 @@ def ingest(
     def all_batches() -> list[StoryDecision]:
         decisions: list[StoryDecision] = []
         for part in chunks(articles, MAX_BATCH):
-            decisions += _ingest_batch(es, names, part, fetched, config, run_id, country)
+            batch = Batch(es, names, config, events)
+            decisions += _ingest_batch(batch, part, fetched, run_id, country)
         return decisions
 
     return call(es, all_batches)
 
 
 def _ingest_batch(
-    es: Elasticsearch,
-    names: IndexNames,
+    batch: Batch,
     articles: Sequence[NormalisedArticle],
     fetched: datetime,
-    config: DedupConfig,
     run_id: str | None,
     country: str | None,
 ) -> list[StoryDecision]:
-    batch = Batch(es, names, config)
     first: dict[str, NormalisedArticle] = {}
     for article in articles:
         first.setdefault(article.id, article)
@@ -215,6 +230,7 @@ def _decisions(
                     verdict.duplicate_of,
                     verdict.kind,
                     verdict.similarity,
+                    related_to=verdict.match if verdict.kind == "same_event" else None,
                 )
             )
         reported.add(article.id)
@@ -257,6 +273,9 @@ def _create(
                 key=(key_time, article.id),
                 fingerprint=article.fingerprint,
                 verdict=None,
+                event=event_of(article),
+                language=article.language.language,
+                published=parse_iso_utc(iso_utc(article.article.published)),
             )
         )
         created.add(article.id)

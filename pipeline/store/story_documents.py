@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 # Article ids listed in a story document (counts and sources are exact beyond it).
 MAX_STORY_ARTICLES: Final = 1000
-_MEMBER_FIELDS: Final = ["story_id", "fetched", "source", "title", "language"]
+_MEMBER_FIELDS: Final = ["story_id", "fetched", "source", "title", "language", "duplicate_of"]
 
 
 def write_stories(batch: Batch) -> None:
@@ -117,6 +117,10 @@ def _members_together(batch: Batch, story_ids: Sequence[str]) -> dict[str, _Memb
             sources=sorted({h["_source"]["source"] for h in group if "source" in h["_source"]}),
             first_seen=min(times, key=parse_iso_utc) if times else None,
             last_seen=max(times, key=parse_iso_utc) if times else None,
+            languages=sorted(
+                {h["_source"]["language"] for h in group if h["_source"].get("language")}
+            ),
+            reports=sum(1 for h in group if not h["_source"].get("duplicate_of")),
         )
     return members
 
@@ -135,6 +139,8 @@ def _members_each(batch: Batch, story_ids: Sequence[str]) -> dict[str, _Members]
                 "track_total_hits": True,
                 "aggs": {
                     "sources": {"terms": {"field": "source", "size": 10_000}},
+                    "languages": {"terms": {"field": "language", "size": 200}},
+                    "reports": {"missing": {"field": "duplicate_of"}},
                     "first": {"min": {"field": "fetched"}},
                     "last": {"max": {"field": "fetched"}},
                 },
@@ -152,6 +158,8 @@ def _members_each(batch: Batch, story_ids: Sequence[str]) -> dict[str, _Members]
             sources=sorted(bucket["key"] for bucket in aggs["sources"]["buckets"]),
             first_seen=aggs["first"].get("value_as_string"),
             last_seen=aggs["last"].get("value_as_string"),
+            languages=sorted(bucket["key"] for bucket in aggs["languages"]["buckets"]),
+            reports=int(aggs["reports"]["doc_count"]),
         )
     return members
 
@@ -172,6 +180,9 @@ def _story_document(
             "articles": [],
             "article_count": 0,
             "source_count": 0,
+            "languages": [],
+            "language_count": 0,
+            "report_count": 0,
             "merged_into": merged if merged != story_id else None,
         }
     hits = members.hits
@@ -187,6 +198,11 @@ def _story_document(
         "articles": [h["_id"] for h in ordered[:MAX_STORY_ARTICLES]],
         "article_count": members.count,
         "source_count": len(members.sources),
+        "languages": members.languages,
+        "language_count": len(members.languages),
+        # Independently written reports: the articles that copy no other.
+        "report_count": members.reports,
+        "lead": first["_id"],
         "merged_into": None,
     }
 
@@ -200,6 +216,8 @@ class _Members:
     sources: list[str]
     first_seen: str | None
     last_seen: str | None
+    languages: list[str]
+    reports: int
 
 
 def _time_of(hit: Mapping[str, Any]) -> datetime:

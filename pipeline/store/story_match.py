@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pipeline.normalise.fingerprint import Fingerprint, classify
+from pipeline.store.story_events import EventMatcher
 from pipeline.store.story_state import (
     MAX_HITS,
     SOURCE_FIELDS,
@@ -45,6 +46,7 @@ class Matcher:
     def __init__(self, batch: Batch) -> None:
         self.batch = batch
         self.candidates: dict[str, list[str]] = {}
+        self.events = EventMatcher(batch)
         self.vectors: dict[str, npt.NDArray[np.uint32]] = {}  # MinHash values, for numpy
 
     def lookup(self, ids: Sequence[str]) -> None:
@@ -55,15 +57,19 @@ class Matcher:
         earliest MAX_CANDIDATES each) only when together they match more than one search
         returns. Either way an article's candidates depend on its own keys alone.
         """
+        self.read(ids)
+        for part in chunks(ids, 250):
+            if not self._lookup_together(part):
+                self._lookup_each(part)
+
+    def read(self, ids: Sequence[str]) -> None:
+        """Read the whole documents of articles met as candidates, before deciding them."""
         unread = [i for i in ids if fullness(self.batch.known[i].fingerprint) < 2]
-        for part in chunks(unread, 1000):  # undecided articles met as candidates
+        for part in chunks(unread, 1000):
             docs = [{"_index": self.batch.known[i].index, "_id": i} for i in part]
             for doc in self.batch.es.mget(docs=docs, source=SOURCE_FIELDS)["docs"]:
                 if doc.get("found"):
                     self.batch.learn(stored_of(doc))
-        for part in chunks(ids, 250):
-            if not self._lookup_together(part):
-                self._lookup_each(part)
 
     def _candidate_query(self, ident: str) -> dict[str, Any]:
         print_ = self.batch.known[ident].fingerprint
@@ -141,9 +147,11 @@ class Matcher:
         """Verdicts for ``todo``, and for every undecided earlier article one of them matches."""
         while True:
             missing = [i for i in todo if i not in self.candidates]
+            self.read(missing)
             self.lookup([i for i in missing if self._has_keys(i)])
             for ident in missing:
                 self.candidates.setdefault(ident, [])
+            self.events.lookup(missing)
             verdicts: dict[str, Verdict] = {}
             undecided: set[str] = set()
             for ident in sorted(todo, key=lambda i: self.batch.known[i].key):
@@ -155,10 +163,17 @@ class Matcher:
                     self._matches(me, earlier),
                     threshold=self.batch.config.threshold,
                 )
+                kind: StoredKind
                 if verdict.match_id is None or verdict.kind == "new":
-                    verdicts[ident] = Verdict(ident, None, "new", None)
-                    continue
-                match = verdict.match_id
+                    # No copy: the report joins the story of the earlier report of its event.
+                    event = self.events.best_earlier(ident)
+                    if event is None:
+                        verdicts[ident] = Verdict(ident, None, "new", None)
+                        continue
+                    match, score, kind = event[0], event[1], "same_event"
+                else:
+                    match, score = verdict.match_id, verdict.score
+                    kind = "exact_text" if verdict.kind == "exact" else "near"
                 story: str | None
                 if match in verdicts:
                     story = verdicts[match].story_id
@@ -168,8 +183,7 @@ class Matcher:
                 if story is None:
                     undecided.add(match)  # decided in the next round, then this one again
                     story = match
-                kind: StoredKind = "exact_text" if verdict.kind == "exact" else "near"
-                verdicts[ident] = Verdict(story, match, kind, verdict.score)
+                verdicts[ident] = Verdict(story, match, kind, score)
             if not undecided:
                 return verdicts
             todo |= undecided
@@ -231,4 +245,5 @@ class Matcher:
                 proposal = Verdict(mine.story_id, ident, kind, verdict.score)
                 if better(proposal, proposals.get(other_id)):
                     proposals[other_id] = proposal
+        self.events.later_proposals(verdicts, proposals)
         return proposals

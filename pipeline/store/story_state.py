@@ -18,6 +18,7 @@ import numpy as np
 from elasticsearch import Elasticsearch
 
 from pipeline.errors import PermanentError
+from pipeline.normalise.events import DEFAULT_EVENT_CONFIG, EventConfig, EventSignature
 from pipeline.normalise.fingerprint import DedupConfig, Fingerprint
 from pipeline.store.articles import parse_iso_utc
 from pipeline.store.client import IndexNames
@@ -41,7 +42,7 @@ __all__ = [
     "verdict_of",
 ]
 
-StoredKind = Literal["new", "exact_text", "near"]
+StoredKind = Literal["new", "exact_text", "near", "same_event"]
 
 # Hits one search returns: a batch's candidates, or the articles of the stories it touched.
 # Past that, one search per article (or story) instead.
@@ -59,12 +60,33 @@ SOURCE_FIELDS: Final = [
     "duplicate_of",
     "duplicate_kind",
     "similarity",
+    "related_to",
+    "event_score",
+    "story_relation",
+    "published",
+    "language",
+    "event_keys",
+    "event_key_counts",
+    "event_terms",
+    "event_term_counts",
+    "event_title",
+    "event_lead",
 ]
 # The band keys of a candidate read without them (``pipeline.store.story_match``), until they
 # are needed for a lookup of its own.
 UNREAD_KEYS: Final = ("(not read)",)
-STATE_FIELDS: Final = ["fetched", "story_id", "duplicate_of", "duplicate_kind", "similarity"]
-_KIND_RANK: Final[Mapping[str, int]] = {"new": 0, "near": 1, "exact_text": 2}
+STATE_FIELDS: Final = [
+    "fetched",
+    "story_id",
+    "duplicate_of",
+    "duplicate_kind",
+    "similarity",
+    "related_to",
+    "event_score",
+    "story_relation",
+]
+# A copy outranks a report of the same event: its story is its original's whatever else.
+_KIND_RANK: Final[Mapping[str, int]] = {"new": 0, "same_event": 1, "near": 2, "exact_text": 3}
 EPOCH: Final = datetime.min.replace(tzinfo=UTC)
 
 
@@ -83,21 +105,37 @@ class StoryWriteRejected(PermanentError):
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """The story fields of one article document."""
+    """The story fields of one article document.
+
+    ``match`` is the earlier article it follows into its story: the one it copies
+    (``exact_text``, ``near``; stored as ``duplicate_of``) or a report of the same event
+    (``same_event``; stored as ``related_to``). ``similarity`` is the copy's estimated Jaccard
+    or the event score.
+    """
 
     story_id: str
-    duplicate_of: str | None
+    match: str | None
     kind: StoredKind
     similarity: float | None
 
+    @property
+    def duplicate_of(self) -> str | None:
+        """The article this one copies, if it is a copy."""
+        return self.match if self.kind in ("exact_text", "near") else None
+
     def fields(self) -> dict[str, Any]:
         """The verdict as article document fields, for a partial update."""
+        copy = self.kind in ("exact_text", "near")
+        event = self.kind == "same_event"
         # Explicit nulls: a partial update must clear what an earlier verdict wrote.
         return {
             "story_id": self.story_id,
-            "duplicate_of": self.duplicate_of,
-            "duplicate_kind": None if self.kind == "new" else self.kind,
-            "similarity": self.similarity,
+            "story_relation": "copy" if copy else self.kind if event else "first",
+            "duplicate_of": self.match if copy else None,
+            "duplicate_kind": self.kind if copy else None,
+            "similarity": self.similarity if copy else None,
+            "related_to": self.match if event else None,
+            "event_score": self.similarity if event else None,
         }
 
 
@@ -107,11 +145,11 @@ def better(a: Verdict, b: Verdict | None) -> bool:
         return True
     if _KIND_RANK[a.kind] != _KIND_RANK[b.kind]:
         return _KIND_RANK[a.kind] > _KIND_RANK[b.kind]
-    if a.kind == "new" or a.duplicate_of is None or b.duplicate_of is None:
+    if a.kind == "new" or a.match is None or b.match is None:
         return False
-    if a.kind == "near" and a.similarity != b.similarity:
+    if a.kind in ("near", "same_event") and a.similarity != b.similarity:
         return (a.similarity or 0.0) > (b.similarity or 0.0)
-    return a.duplicate_of < b.duplicate_of
+    return a.match < b.match
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +163,9 @@ class Stored:
     key: tuple[datetime, str]
     fingerprint: Fingerprint | None  # None when read without its MinHash
     verdict: Verdict | None  # None: no story decided yet
+    event: EventSignature | None = None  # None when read without it
+    language: str = ""
+    published: datetime = EPOCH
 
     def newer_than(self, other: Stored) -> bool:
         """Whether this read is of a later version of the document than ``other``."""
@@ -136,12 +177,19 @@ def verdict_of(source: Mapping[str, Any]) -> Verdict | None:
     story = source.get("story_id")
     if not story:
         return None
-    kind = source.get("duplicate_kind")
-    similarity = source.get("similarity")
+    kind: StoredKind
+    if source.get("duplicate_kind") == "exact_text":
+        kind, match, similarity = "exact_text", source.get("duplicate_of"), source.get("similarity")
+    elif source.get("duplicate_kind") == "near":
+        kind, match, similarity = "near", source.get("duplicate_of"), source.get("similarity")
+    elif source.get("story_relation") == "same_event":
+        kind, match, similarity = "same_event", source.get("related_to"), source.get("event_score")
+    else:
+        kind, match, similarity = "new", None, None
     return Verdict(
         story_id=str(story),
-        duplicate_of=source.get("duplicate_of"),
-        kind=kind if kind in ("exact_text", "near") else "new",
+        match=match,
+        kind=kind,
         similarity=float(similarity) if similarity is not None else None,
     )
 
@@ -169,6 +217,9 @@ def stored_of(hit: Mapping[str, Any]) -> Stored:
         key=(parse_iso_utc(fetched) if fetched else EPOCH, hit["_id"]),
         fingerprint=print_,
         verdict=verdict_of(source),
+        event=EventSignature.from_document(source),
+        language=str(source.get("language") or ""),
+        published=parse_iso_utc(source["published"]) if source.get("published") else EPOCH,
     )
 
 
@@ -188,10 +239,17 @@ def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 class Batch:
     """One slice of ``ingest``: the articles' documents and every other one read, what changed."""
 
-    def __init__(self, es: Elasticsearch, names: IndexNames, config: DedupConfig) -> None:
+    def __init__(
+        self,
+        es: Elasticsearch,
+        names: IndexNames,
+        config: DedupConfig,
+        events: EventConfig = DEFAULT_EVENT_CONFIG,
+    ) -> None:
         self.es = es
         self.names = names
         self.config = config
+        self.events = events
         self.known: dict[str, Stored] = {}
         self.stories: set[str] = set()  # story ids whose membership this batch changed
         self.counts: Counter[str] = Counter()  # what it took, for the debug log
@@ -203,7 +261,16 @@ class Batch:
         if old is not None:
             newest = stored if stored.newer_than(old) else old
             print_ = max(old.fingerprint, stored.fingerprint, key=fullness)
-            stored = replace(newest, fingerprint=print_)
+            reads = [s for s in (newest, old, stored) if s.event is not None]
+            # A state-only read has no signature, language or time: keep those read before.
+            full = reads[0] if reads else newest
+            stored = replace(
+                newest,
+                fingerprint=print_,
+                event=full.event,
+                language=full.language or newest.language,
+                published=full.published,
+            )
         self.known[stored.id] = stored
         return stored
 

@@ -90,7 +90,7 @@ def _changed(batch: Batch, ident: str, old: Verdict | None, new: Verdict) -> Non
 
 
 def settle(batch: Batch, check: set[str]) -> None:
-    """Make every copy's story its match's story, following moves to their copies."""
+    """Make every copy's (and same-event report's) story its match's, following moves."""
     for _ in range(MAX_ATTEMPTS * 2):
         if batch.moved:
             # The copies of a moved article: found after the move, so none is missed
@@ -108,9 +108,9 @@ def settle(batch: Batch, check: set[str]) -> None:
         fixes: dict[str, Verdict] = {}
         for ident in check:
             verdict = batch.known[ident].verdict
-            if verdict is None or verdict.duplicate_of is None:
+            if verdict is None or verdict.match is None:
                 continue
-            parent = batch.known.get(verdict.duplicate_of)
+            parent = batch.known.get(verdict.match)
             if parent is None or parent.verdict is None:
                 continue
             if parent.verdict.story_id != verdict.story_id:
@@ -126,9 +126,7 @@ def settle(batch: Batch, check: set[str]) -> None:
 
 def _matches_of(batch: Batch, ids: Iterable[str]) -> set[str]:
     return {
-        v.duplicate_of
-        for i in ids
-        if (v := batch.known[i].verdict) is not None and v.duplicate_of is not None
+        v.match for i in ids if (v := batch.known[i].verdict) is not None and v.match is not None
     }
 
 
@@ -137,7 +135,14 @@ def _copies_of(batch: Batch, parents: Sequence[str]) -> set[str]:
     for part in chunks(parents, 1000):
         response = batch.es.search(
             index=batch.names.articles,
-            query={"terms": {"duplicate_of": list(part)}},
+            query={
+                "bool": {
+                    "should": [
+                        {"terms": {"duplicate_of": list(part)}},
+                        {"terms": {"related_to": list(part)}},
+                    ]
+                }
+            },
             size=_MAX_CHILDREN,
             seq_no_primary_term=True,
             source_includes=STATE_FIELDS,

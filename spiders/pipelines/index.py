@@ -19,10 +19,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Self
 
 from pipeline.crawl.process import CrawlOutcome
+from pipeline.normalise.events import DEFAULT_EVENT_CONFIG, EventConfig
 from pipeline.settings import Settings
 from pipeline.store.client import IndexNames, connect
 from pipeline.store.pages import KeptPage, keep
-from pipeline.store.stories import StoryDecision, ingest
+from pipeline.store.stories import StoryDecision, event_config, ingest
 from spiders.items import NormalisedPage
 
 if TYPE_CHECKING:
@@ -46,8 +47,10 @@ class IndexPipeline:
         countries: dict[str, str | None],
         batch_size: int = 100,
         linger: float = 0.5,
+        events: EventConfig = DEFAULT_EVENT_CONFIG,
     ) -> None:
         self.es = es
+        self.events = events
         self.names = names
         self.run_id = run_id
         self.countries = countries
@@ -69,6 +72,7 @@ class IndexPipeline:
             run_id=crawler.settings.get("NEWSRADAR_RUN_ID"),
             countries=dict(crawler.settings.getdict("NEWSRADAR_COUNTRIES")),
             batch_size=crawler.settings.getint("NEWSRADAR_INDEX_BATCH", 100),
+            events=event_config(settings),
         )
 
     async def process_item(self, item: Any) -> Any:
@@ -135,6 +139,7 @@ class IndexPipeline:
                 self.names,
                 [items[p].article for p in positions],
                 fetched=now,
+                events=self.events,
                 country=country,
                 run_id=self.run_id,
             )
@@ -169,6 +174,8 @@ def _kept(item: NormalisedPage) -> KeptPage:
 def _final(outcome: CrawlOutcome, decision: StoryDecision) -> CrawlOutcome:
     if decision.kind == "new":
         return replace(outcome, outcome="indexed", story_id=decision.story_id)
+    if decision.kind == "same_event":  # a report of its own, in another report's story
+        return replace(outcome, outcome="indexed", story_id=decision.story_id, detail="same_event")
     return replace(
         outcome,
         outcome="duplicate",

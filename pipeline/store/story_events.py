@@ -1,0 +1,150 @@
+"""Same-event candidates: earlier and later reports that may tell an article's event.
+
+A report of an event joins the story of the earlier report it compares best with
+(``pipeline.normalise.events.compare``), when it copies nothing. Its candidates are found with
+one weighted-terms query per article on the names, numbers and dates it stores
+(``event_keys``): at least ``min_shared`` of them in common, published within the window, the
+rarest shared keys first. The query is what ``compare`` requires before it weighs anything,
+and it is symmetric, so of two reports written at once at least one finds the other, as with
+copies (``pipeline.store.stories``). Window and candidate count bound the cost whatever the
+size of the index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any, Final
+
+from pipeline.normalise.events import Evidence, compare, specific_keys
+from pipeline.store.articles import iso_utc
+from pipeline.store.story_state import (
+    EPOCH,
+    STATE_FIELDS,
+    Batch,
+    Stored,
+    StoryWriteRejected,
+    Verdict,
+    better,
+    chunks,
+    stored_of,
+)
+
+__all__ = ["EVENT_FIELDS", "EventMatcher"]
+
+# What comparing a candidate needs: its state, time, language and signature, not its MinHash.
+EVENT_FIELDS: Final = [
+    *STATE_FIELDS,
+    "published",
+    "language",
+    "event_keys",
+    "event_key_counts",
+    "event_terms",
+    "event_term_counts",
+    "event_title",
+    "event_lead",
+]
+
+
+class EventMatcher:
+    """The same-event candidates of one batch's articles, and the verdicts they give."""
+
+    def __init__(self, batch: Batch) -> None:
+        self.batch = batch
+        self.candidates: dict[str, list[str]] = {}
+
+    def lookup(self, ids: Sequence[str]) -> None:
+        """Each article's candidates: one weighted-terms search per article, in one msearch."""
+        config = self.batch.events
+        wanted = [i for i in ids if i not in self.candidates]
+        for ident in wanted:
+            self.candidates[ident] = []
+        searchable = [i for i in wanted if len(self._keys(i)) >= config.min_shared]
+        for part in chunks(searchable, 100):
+            searches: list[Mapping[str, Any]] = []
+            for ident in part:
+                searches += [{}, self._query(ident)]
+            response = self.batch.es.msearch(index=self.batch.names.articles, searches=searches)
+            for ident, result in zip(part, response["responses"], strict=True):
+                if "error" in result:
+                    raise StoryWriteRejected(self.batch.names.articles, ident, result["error"])
+                found = [self.batch.learn(stored_of(hit)).id for hit in result["hits"]["hits"]]
+                self.candidates[ident] = [f for f in found if f != ident]
+
+    def _keys(self, ident: str) -> list[str]:
+        event = self.batch.known[ident].event
+        return specific_keys(event.keys) if event is not None else []
+
+    def _query(self, ident: str) -> dict[str, Any]:
+        me = self.batch.known[ident]
+        window = timedelta(hours=self.batch.events.window_hours)
+        return {
+            "query": {
+                "bool": {
+                    "should": [{"term": {"event_keys": key}} for key in self._keys(ident)],
+                    "minimum_should_match": self.batch.events.min_shared,
+                    "filter": [
+                        {
+                            "range": {
+                                "published": {
+                                    "gte": iso_utc(me.published - window),
+                                    "lte": iso_utc(me.published + window),
+                                }
+                            }
+                        }
+                    ],
+                    "must_not": [{"ids": {"values": [ident]}}],
+                }
+            },
+            "size": self.batch.events.max_candidates,
+            "seq_no_primary_term": True,
+            "_source": EVENT_FIELDS,
+            "track_total_hits": False,
+        }
+
+    def evidence(self, a: Stored, b: Stored) -> Evidence | None:
+        """How two stored reports compare, or None when either lacks a signature or a time."""
+        if a.event is None or b.event is None or EPOCH in (a.published, b.published):
+            return None
+        return compare(
+            a.event,
+            a.language,
+            a.published,
+            b.event,
+            b.language,
+            b.published,
+            self.batch.events,
+        )
+
+    def best_earlier(self, ident: str) -> tuple[str, float] | None:
+        """The earlier report ``ident`` compares best with, and the score; None if none joins."""
+        me = self.batch.known[ident]
+        best: tuple[str, float] | None = None
+        for other_id in self.candidates.get(ident, ()):
+            other = self.batch.known[other_id]
+            if not other.key < me.key:
+                continue
+            evidence = self.evidence(me, other)
+            if evidence is None or not evidence.joined:
+                continue
+            # Ranked as stories.better ranks verdicts: score, then the smaller id.
+            if best is None or (-evidence.score, other_id) < (-best[1], best[0]):
+                best = (other_id, evidence.score)
+        return best
+
+    def later_proposals(
+        self, verdicts: Mapping[str, Verdict], proposals: dict[str, Verdict]
+    ) -> None:
+        """Propose each of ``verdicts`` as the event match of later reports that join it."""
+        for ident, mine in verdicts.items():
+            me = self.batch.known[ident]
+            for other_id in self.candidates.get(ident, ()):
+                other = self.batch.known[other_id]
+                if other_id in verdicts or other.key < me.key:
+                    continue
+                evidence = self.evidence(other, me)
+                if evidence is None or not evidence.joined:
+                    continue
+                proposal = Verdict(mine.story_id, ident, "same_event", evidence.score)
+                if better(proposal, proposals.get(other_id)):
+                    proposals[other_id] = proposal

@@ -1,0 +1,355 @@
+"""Same-event stories: the evidence of one report, two reports compared, the fixtures on the node.
+
+The fixtures (tests/fixtures/events, read by tests.eventfixtures) are events reported by two to
+five independently written articles, some in several languages, and pairs of reports of the same
+topic that tell other happenings: the hard negatives.
+"""
+
+# ruff: noqa: RUF001
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import traceback
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import Any
+
+import eventfixtures
+import pytest
+from elasticsearch import Elasticsearch
+
+from pipeline.net.urls import url_id
+from pipeline.normalise.events import (
+    DEFAULT_EVENT_CONFIG,
+    EventConfig,
+    compare,
+    signature,
+    specific_keys,
+)
+from pipeline.normalise.extract import ExtractedArticle
+from pipeline.normalise.fingerprint import fingerprint
+from pipeline.normalise.language import LanguageResult
+from pipeline.normalise.page import NormalisedArticle
+from pipeline.store.client import IndexNames, load_template
+from pipeline.store.stories import ingest
+
+FIXTURES = eventfixtures.load()
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+@cache
+def article(fixture_id: str) -> NormalisedArticle:
+    """The fixture article as normalise_page would hand it over."""
+    item = FIXTURES.articles[fixture_id]
+    url = f"https://{item.source}.example/news/{fixture_id}"
+    extracted = ExtractedArticle(
+        url=url,
+        canonical_url=url,
+        title=item.title,
+        text=item.text,
+        description=None,
+        authors=(),
+        published=item.published,
+        published_raw=item.published.isoformat(),
+        published_source="page",
+        updated=None,
+        site_name=item.source,
+        lead_image=None,
+        language_hint=item.language,
+        encoding="utf-8",
+        mojibake_repaired=False,
+    )
+    return NormalisedArticle(
+        id=url_id(url),
+        source=item.source,
+        article=extracted,
+        language=LanguageResult(item.language, 0.99, "detected"),
+        fingerprint=fingerprint(item.text),
+        event=signature(item.title, item.text, item.language),
+    )
+
+
+FIXTURE_OF = {article(i).id: i for i in FIXTURES.articles}
+
+
+# --- one report's evidence, two reports compared ------------------------------------------
+
+
+def test_names_meet_across_scripts_and_inflections() -> None:
+    english = signature(
+        "Analyst recalls Soviet bid",
+        "Igor Korotchenko, the editor, spoke in Moscow. Korotchenko said NATO never agreed.",
+        "en",
+    )
+    russian = signature(
+        "Аналитик напомнил",
+        "Игорь Коротченко выступил в Москве. По словам Коротченко, НАТО не согласилось.",
+        "ru",
+    )
+    shared = set(english.keys) & set(russian.keys)
+    assert {"n:krtnk", "c:nato", "c:moscow"} <= shared, shared
+
+
+def test_dates_and_numbers_are_read_in_every_language() -> None:
+    texts = {
+        "en": "On March 31 the ministry counted 1,200 homes and a 7.8 quake.",
+        "ru": "31 марта министерство насчитало 1 200 домов и толчок силой 7,8.",
+        "uk": "31 березня міністерство нарахувало 1 200 будинків і поштовх 7,8.",
+        "fr": "Le 31 mars, le ministère a compté 1 200 maisons et un séisme de 7,8.",
+        "de": "Am 31. März zählte das Ministerium 1.200 Häuser und ein Beben der Stärke 7,8.",
+        "es": "El 31 de marzo el ministerio contó 1.200 viviendas y un sismo de 7,8.",
+    }
+    for language, text in texts.items():
+        keys = set(signature("", text, language).keys)
+        assert {"d:03-31", "#:1200", "#:7.8"} <= keys, (language, keys)
+        assert "#:31" not in keys, language  # the day of a date is not a number of its own
+
+
+def test_a_sentence_opening_word_and_german_nouns_are_not_names() -> None:
+    german = signature(
+        "",
+        "Die Feuerwehr räumte am Dienstag die Häuser in Bestwig. Laut Bürgermeister Ralf "
+        "Péus wurde die Regierung informiert. In Bestwig blieb die Bahnstrecke gesperrt.",
+        "de",
+    )
+    names = {k for k in german.keys if k.startswith("n:")}
+    assert "n:bstv" in names and "n:rlf" in names, names
+    for noun in ("Feuerwehr", "Regierung", "Dienstag", "Bahnstrecke", "Laut"):
+        assert not any(k.startswith("n:") and k == "n:" + noun for k in names)
+    assert len(names) <= 3, names
+
+
+def test_compare_is_symmetric_and_bounded_by_the_window() -> None:
+    first, second = FIXTURES.events["pol-nuc-brussels"][:2]
+    a, b = FIXTURES.articles[first], FIXTURES.articles[second]
+    sa, sb = article(first).event, article(second).event
+    assert sa is not None and sb is not None
+    there = compare(sa, a.language, a.published, sb, b.language, b.published)
+    back = compare(sb, b.language, b.published, sa, a.language, a.published)
+    assert there == back and there.joined
+    later = b.published + timedelta(hours=DEFAULT_EVENT_CONFIG.window_hours + 1)
+    apart = compare(sa, a.language, a.published, sb, b.language, later)
+    assert not apart.joined and "apart" in apart.reason
+
+
+# --- the fixtures through the real node ---------------------------------------------------
+
+
+@pytest.fixture
+def names(es_client: Elasticsearch, index_prefix: str) -> IndexNames:
+    """The articles and stories indices under the test's prefix."""
+    names = IndexNames(index_prefix)
+    for name in ("articles", "stories"):
+        template = load_template(name, index_prefix)["template"]
+        es_client.indices.create(
+            index=names.first_index(name),
+            aliases={names.alias(name): {"is_write_index": True}},
+            settings=template["settings"],
+            mappings=template["mappings"],
+        )
+    return names
+
+
+def ingest_in_order(es: Elasticsearch, names: IndexNames, ids: Sequence[str]) -> None:
+    """Ingest the fixtures as a crawl meets them: by publication, in batches of ten."""
+    ordered = sorted(ids, key=lambda i: (FIXTURES.articles[i].published, i))
+    for start in range(0, len(ordered), 10):
+        part = ordered[start : start + 10]
+        fetched = max(FIXTURES.articles[i].published for i in part) + timedelta(minutes=5)
+        ingest(es, names, [article(i) for i in part], fetched=fetched)
+
+
+def stories(es: Elasticsearch, names: IndexNames) -> dict[str, dict[str, Any]]:
+    """Fixture id -> the stored story fields of its article."""
+    es.indices.refresh(index=names.articles)
+    hits = es.search(
+        index=names.articles,
+        size=1000,
+        source_includes=["story_id", "story_relation", "related_to", "event_score"],
+    )["hits"]["hits"]
+    return {FIXTURE_OF[h["_id"]]: h["_source"] for h in hits}
+
+
+def figures(stored: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Shares of same-event pairs joined (within, across languages); what was wrongly joined."""
+    within: list[bool] = []
+    across: list[bool] = []
+    for a, b in FIXTURES.same_event_pairs():
+        joined = stored[a]["story_id"] == stored[b]["story_id"]
+        same = FIXTURES.articles[a].language == FIXTURES.articles[b].language
+        (within if same else across).append(joined)
+    negatives = [
+        (n.a, n.b) for n in FIXTURES.negatives if stored[n.a]["story_id"] == stored[n.b]["story_id"]
+    ]
+    wrong = [
+        (a, b)
+        for a, b in itertools.combinations(sorted(stored), 2)
+        if stored[a]["story_id"] == stored[b]["story_id"]
+        and (
+            FIXTURES.articles[a].event is None
+            or FIXTURES.articles[a].event != FIXTURES.articles[b].event
+        )
+    ]
+    return {
+        "within": sum(within) / len(within),
+        "across": sum(across) / len(across),
+        "pairs": (len(within), len(across)),
+        "negatives_joined": negatives,
+        "other_events_joined": wrong,
+    }
+
+
+def test_the_fixtures_meet_the_bar(es_client: Elasticsearch, names: IndexNames) -> None:
+    assert len(FIXTURES.events) >= 30 and len(FIXTURES.negatives) >= 40
+    crossing = [
+        e
+        for e, ids in FIXTURES.events.items()
+        if len({FIXTURES.articles[i].language for i in ids}) > 1
+    ]
+    assert len(crossing) >= 8
+    ingest_in_order(es_client, names, list(FIXTURES.articles))
+    result = figures(stories(es_client, names))
+    print(f"\nsame-event fixtures: {result}")
+    assert result["negatives_joined"] == []
+    assert result["other_events_joined"] == []
+    assert result["within"] >= 0.85, result
+    assert result["across"] >= 0.60, result
+
+
+def test_a_report_names_its_relation_and_score(es_client: Elasticsearch, names: IndexNames) -> None:
+    event = FIXTURES.events["biz-troll-outage"]
+    ingest_in_order(es_client, names, event)
+    stored = stories(es_client, names)
+    first = min(event, key=lambda i: (FIXTURES.articles[i].published, i))
+    assert stored[first]["story_relation"] == "first"
+    joined = [i for i in event if stored[i]["story_id"] == stored[first]["story_id"]]
+    assert len(joined) >= 2
+    for ident in joined:
+        if ident != first:
+            assert stored[ident]["story_relation"] == "same_event"
+            assert stored[ident]["event_score"] > 0
+            assert stored[ident]["related_to"] in {article(i).id for i in event}
+
+
+def test_the_thresholds_come_from_the_config(es_client: Elasticsearch, names: IndexNames) -> None:
+    event = FIXTURES.events["biz-troll-outage"]
+    strict = EventConfig(threshold=0.99, cross_threshold=0.99)
+    ordered = sorted(event, key=lambda i: FIXTURES.articles[i].published)
+    for ident in ordered:
+        ingest(
+            es_client,
+            names,
+            [article(ident)],
+            fetched=FIXTURES.articles[ident].published,
+            events=strict,
+        )
+    stored = stories(es_client, names)
+    assert len({stored[i]["story_id"] for i in event}) == len(event)
+
+
+def expected_stories(
+    ids: Sequence[str], config: EventConfig = DEFAULT_EVENT_CONFIG
+) -> dict[str, str]:
+    """What one process must store, computed without Elasticsearch: article id -> story id.
+
+    In (fetched, id) order, each report joins the story of the earlier report it compares best
+    with (score, then the smaller id), as pipeline.store.story_events finds it.
+    """
+    keyed = sorted((fetched_at(i), article(i).id, i) for i in ids)
+    story: dict[str, str] = {}
+    for n, (_, ident, fixture) in enumerate(keyed):
+        me, mine = FIXTURES.articles[fixture], article(fixture).event
+        assert mine is not None
+        best: tuple[float, str] | None = None
+        for _, other_id, other_fixture in keyed[:n]:
+            other, theirs = FIXTURES.articles[other_fixture], article(other_fixture).event
+            assert theirs is not None
+            shared = specific_keys(set(mine.keys) & set(theirs.keys))
+            if len(shared) < config.min_shared:
+                continue
+            evidence = compare(
+                mine, me.language, me.published, theirs, other.language, other.published, config
+            )
+            if evidence.joined and (
+                best is None or (-evidence.score, other_id) < (-best[0], best[1])
+            ):
+                best = (evidence.score, other_id)
+        story[ident] = story[best[1]] if best else ident
+    return story
+
+
+def fetched_at(fixture_id: str) -> datetime:
+    """When the concurrency test's workers fetch an article: its hour of publication."""
+    return FIXTURES.articles[fixture_id].published.replace(minute=0, second=0, microsecond=0)
+
+
+def test_two_processes_ingesting_halves_match_one_process(
+    es_client: Elasticsearch, es_node: str, names: IndexNames
+) -> None:
+    # Each event's reports are dealt to both processes alternately, in small batches, so most
+    # pairs are written at the same moment by two workers that cannot see each other's batch.
+    ids = sorted(FIXTURES.articles, key=lambda i: (fetched_at(i), i))
+    halves: list[list[tuple[datetime, list[str]]]] = [[], []]
+    for n, ident in enumerate(ids):
+        side = halves[n % 2]
+        if side and side[-1][0] == fetched_at(ident) and len(side[-1][1]) < 4:
+            side[-1][1].append(ident)
+        else:
+            side.append((fetched_at(ident), [ident]))
+    decisions = _run_event_processes(es_node, names.prefix, halves)
+    assert len(decisions) == len(ids)
+    stored = stories(es_client, names)
+    got = {article(i).id: stored[i]["story_id"] for i in ids}
+    assert got == expected_stories(ids)
+    members: defaultdict[str, set[str]] = defaultdict(set)
+    for ident, story in got.items():
+        members[story].add(ident)
+    es_client.indices.refresh(index=names.stories)
+    documents = es_client.search(
+        index=names.stories, query={"range": {"article_count": {"gt": 0}}}, size=1000
+    )["hits"]["hits"]
+    assert {h["_id"]: set(h["_source"]["articles"]) for h in documents} == members
+
+
+def _run_event_processes(
+    es_url: str, prefix: str, plans: Sequence[list[tuple[datetime, list[str]]]]
+) -> list[dict[str, Any]]:
+    context = multiprocessing.get_context("fork")
+    start = context.Barrier(len(plans))
+    queue = context.Queue()
+    workers = [
+        context.Process(target=_event_worker, args=(es_url, prefix, plan, start, queue))
+        for plan in plans
+    ]
+    for worker in workers:
+        worker.start()
+    results: list[dict[str, Any]] = []
+    for _ in workers:
+        status, payload = queue.get(timeout=180)
+        assert status == "ok", payload
+        results += payload
+    for worker in workers:
+        worker.join(30)
+    return results
+
+
+def _event_worker(
+    es_url: str, prefix: str, plan: list[tuple[datetime, list[str]]], start: Any, queue: Any
+) -> None:
+    try:
+        es = Elasticsearch(es_url, request_timeout=60)
+        es.info()
+        start.wait(60)
+        decisions = []
+        for fetched, ids in plan:
+            made = ingest(es, IndexNames(prefix), [article(i) for i in ids], fetched=fetched)
+            decisions += [asdict(d) for d in made]
+        queue.put(("ok", decisions))
+        es.close()
+    except BaseException:
+        queue.put(("error", traceback.format_exc()))
+        raise
