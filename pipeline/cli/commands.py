@@ -15,6 +15,7 @@ from pipeline.cli.alerts import cmd_alerts_resend, cmd_alerts_send, cmd_alerts_t
 from pipeline.cli.doctor import cmd_doctor
 from pipeline.cli.ingest import cmd_crawl, cmd_pull, cmd_reextract, cmd_run
 from pipeline.cli.session import connected
+from pipeline.cli.stories import add_stories_commands
 from pipeline.errors import NewsradarError, TransientError
 from pipeline.settings import Settings, load_config, load_settings
 
@@ -38,14 +39,21 @@ def _cmd_config(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_search(settings: Settings, args: argparse.Namespace) -> int:
-    from pipeline.cli.show import print_result
-    from pipeline.store.search import parse_language, parse_when, search
+    from pipeline.cli.show import print_result, print_stories
+    from pipeline.store.search import (
+        StoryResult,
+        parse_language,
+        parse_when,
+        search,
+        search_stories,
+    )
 
     language = parse_language(args.lang) if args.lang else None
     since = parse_when(args.since, "--since") if args.since else None
     until = parse_when(args.until, "--until") if args.until else None
+    find = search_stories if args.stories else search
     with connected(settings, timeout=15.0) as es:
-        result = search(
+        result = find(
             es,
             settings.names,
             args.query,
@@ -57,6 +65,8 @@ def _cmd_search(settings: Settings, args: argparse.Namespace) -> int:
         )
     if args.json:
         print(json.dumps(result.to_json(), ensure_ascii=False))
+    elif isinstance(result, StoryResult):
+        print_stories(result, args.query)
     else:
         print_result(result, args.query)
     return 0
@@ -134,7 +144,14 @@ def _parser() -> argparse.ArgumentParser:
     search_cmd.add_argument("--source", help="only articles from this source id")
     search_cmd.add_argument("--since", help="published on or after (2024-05-01 or ISO time)")
     search_cmd.add_argument("--until", help="published on or before (a date counts whole)")
-    search_cmd.add_argument("--size", type=int, default=20, help="hits to show (default 20)")
+    search_cmd.add_argument(
+        "--size", type=int, default=20, help="hits (or stories) to show (default 20)"
+    )
+    search_cmd.add_argument(
+        "--stories",
+        action="store_true",
+        help="one line per story of the matching articles, best-scoring first",
+    )
     search_cmd.add_argument("--json", action="store_true", help="print one JSON object")
     search_cmd.set_defaults(handler=_cmd_search)
     init_cmd = commands.add_parser("init", help="create or upgrade the indices; safe to repeat")
@@ -172,6 +189,7 @@ def _parser() -> argparse.ArgumentParser:
     status_cmd.add_argument("--json", action="store_true", help="print one JSON object")
     status_cmd.set_defaults(handler=_cmd_status)
     _add_alerts_and_kibana(commands)
+    add_stories_commands(commands)
     return parser
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -18,9 +18,18 @@ from rich.text import Text
 
 if TYPE_CHECKING:
     from pipeline.feeds.pull import FeedResult, Progress, PullReport
-    from pipeline.store.search import SearchResult
+    from pipeline.normalise.events import Evidence
+    from pipeline.store.search import SearchResult, StoryResult
+    from pipeline.store.story_explain import ArticleSummary, Explanation
 
-__all__ = ["print_report", "print_result", "print_status", "terminal_progress"]
+__all__ = [
+    "print_explanation",
+    "print_report",
+    "print_result",
+    "print_status",
+    "print_stories",
+    "terminal_progress",
+]
 
 
 def print_report(report: PullReport, console: Console) -> None:
@@ -163,6 +172,144 @@ def print_result(result: SearchResult, query: str, console: Console | None = Non
             article,
         )
     console.print(table)
+
+
+def print_stories(result: StoryResult, query: str, console: Console | None = None) -> None:
+    """One row per story of the matching articles: title, first seen, reports, sources, id."""
+    console = console or _plain_console()
+    noun = "story" if result.total == 1 else "stories"
+    articles = "article" if result.articles == 1 else "articles"
+    shown = len(result.stories)
+    console.print(
+        f"{result.total} {noun} among {result.articles} {articles} matching {query!r}"
+        + (f" (showing {shown})" if result.total > shown else ""),
+        markup=False,
+    )
+    if not result.stories:
+        return
+    table = Table("score", "first seen", show_lines=True)
+    table.add_column("story", overflow="fold")
+    for story in result.stories:
+        cell = Text(story.title or "(no title)", style="bold")
+        cell.append(
+            f"\n{_count(story.report_count, 'report')} · {_count(len(story.sources), 'source')}"
+            f" · {', '.join(story.languages) or '?'}"
+        )
+        if story.sources:
+            cell.append(f" ({', '.join(story.sources)})", style="dim")
+        cell.append(
+            f"\nmatching: {story.matched} of {_count(story.article_count, 'article')}", style="dim"
+        )
+        cell.append(f"\nstory {story.story_id}", style="dim")
+        table.add_row(
+            f"{story.score:.2f}" if story.score is not None else "",
+            _when(story.first_seen),
+            cell,
+        )
+    console.print(table)
+
+
+def print_explanation(explanation: Explanation, console: Console | None = None) -> None:
+    """``newsradar stories explain``: the article, its story, the evidence, the near misses."""
+    console = console or _plain_console()
+    e = explanation
+
+    def line(text: str, style: str = "") -> None:
+        console.print(Text(text, style=style), soft_wrap=True)
+
+    line(f"article {e.article.id}", "bold")
+    _describe_article(e.article, line)
+    if e.story is not None:
+        story = e.story
+        line(
+            f"story {story.story_id}: {_count(story.article_count, 'article')}, "
+            f"{_count(story.report_count, 'report')}, {_count(len(story.sources), 'source')}, "
+            f"{', '.join(story.languages) or '?'}",
+            "bold",
+        )
+    line(f"relation: {e.relation}: {e.summary}")
+    if e.through is not None:
+        line(f"joined through {e.through.id}", "bold")
+        _describe_article(e.through, line)
+        if e.duplicate_kind is not None:
+            similarity = f"{e.similarity:.3f}" if e.similarity is not None else "?"
+            line(f"  copy: {e.duplicate_kind}, similarity {similarity}")
+    if e.evidence is not None:
+        line("evidence", "bold")
+        _describe_evidence(e.evidence, e.threshold, line)
+    elif e.through is not None:
+        line("evidence: none to compare (a signature or publication time is missing)")
+    config = e.config
+    line(
+        f"thresholds: {config.threshold:g} within a language, {config.cross_threshold:g} across, "
+        f"at least {config.min_shared} names, numbers or dates shared, "
+        f"within {config.window_hours:g} h",
+        "dim",
+    )
+    if not e.candidates:
+        line("no other candidates" if not e.compared else "other candidates not shown")
+        return
+    line(f"other candidates ({len(e.candidates)} of {e.compared}, best first)", "bold")
+    table = Table("score", "threshold", show_lines=True)
+    # Ids fold rather than shorten: they are what the next ``stories explain`` takes.
+    table.add_column("article", overflow="fold", ratio=3)
+    table.add_column("why not", ratio=2)
+    for candidate in e.candidates:
+        article = Text(candidate.article.title or "(no title)", style="bold")
+        article.append(f"\n{_where(candidate.article)}")
+        article.append(f"\n{candidate.article.id}", style="dim")
+        if candidate.same_story:
+            article.append("\nin the same story", style="dim")
+        evidence = candidate.evidence
+        table.add_row(
+            f"{evidence.score:.3f}" if evidence is not None else "",
+            f"{candidate.threshold:g}" if candidate.threshold is not None else "",
+            article,
+            Text(candidate.reason),
+        )
+    console.print(table)
+
+
+def _describe_article(article: ArticleSummary, line: Callable[[str], None]) -> None:
+    line(f"  {article.title or '(no title)'}")
+    line(f"  {_where(article)}")
+    if article.url:
+        line(f"  {article.url}")
+
+
+def _describe_evidence(
+    evidence: Evidence, threshold: float | None, line: Callable[[str], None]
+) -> None:
+    scope = "within one language" if evidence.same_language else "across languages"
+    limit = f"{threshold:g}" if threshold is not None else "?"
+    verdict = "joins" if evidence.joined else "does not join"
+    line(f"  score {evidence.score:.3f}, threshold {limit} {scope}: {verdict} ({evidence.reason})")
+    line(
+        f"  parts: keys {evidence.keys:.3f} · terms {evidence.terms:.3f} · "
+        f"title {evidence.title:.3f} · {evidence.hours_apart:g} h apart"
+    )
+    line(f"  shared keys ({len(evidence.shared)}): {', '.join(evidence.shared) or 'none'}")
+
+
+def _where(article: ArticleSummary) -> str:
+    """Source, language and publication time, as one line."""
+    parts = [article.source or "?", article.language or "?"]
+    if article.published:
+        parts.append(f"published {_when(article.published)}")
+    return " · ".join(parts)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
+def _when(value: str | None) -> str:
+    return (value or "")[:16].replace("T", " ")
+
+
+def _plain_console() -> Console:
+    # Piped output keeps a fixed width rather than rich's 80 columns.
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 
 
 def _marked(fragment: str) -> Text:

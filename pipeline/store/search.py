@@ -18,11 +18,14 @@ __all__ = [
     "SearchError",
     "SearchHit",
     "SearchResult",
+    "StoryHit",
+    "StoryResult",
     "build_query",
     "parse_language",
     "parse_when",
     "query_fields",
     "search",
+    "search_stories",
 ]
 
 # Up to three words every word must match; beyond that three in four, so a stopword kept by
@@ -30,6 +33,24 @@ __all__ = [
 MINIMUM_SHOULD_MATCH: Final = "3<75%"
 HIGHLIGHT_TAGS: Final = ("<em>", "</em>")
 _SOURCE_FIELDS: Final = ("url", "title", "language", "published", "source", "duplicate_of")
+# What a story line shows, read from its story document.
+_STORY_FIELDS: Final = (
+    "title",
+    "language",
+    "lead",
+    "first_seen",
+    "last_seen",
+    "sources",
+    "source_count",
+    "languages",
+    "language_count",
+    "article_count",
+    "report_count",
+)
+# Up to this many distinct stories the cardinality count is exact (Elasticsearch's maximum).
+_STORY_COUNT_PRECISION: Final = 40_000
+# Newest first among equal scores; an empty query scores everything alike.
+_RANKING: Final[list[Any]] = ["_score", {"published": {"order": "desc", "missing": "_last"}}]
 _ERRNO: Final = re.compile(r"\[Errno -?\d+\] [^)'\"]+")
 
 
@@ -83,6 +104,65 @@ class SearchResult:
     def to_json(self) -> dict[str, Any]:
         """What ``newsradar search --json`` prints: the total and each hit."""
         return {"total": self.total, "hits": [hit.to_json() for hit in self.hits]}
+
+
+@dataclass(frozen=True, slots=True)
+class StoryHit:
+    """One story among the matching articles: its story document and its best-scoring match.
+
+    ``matched`` counts the story's articles that match the query; ``best`` is the one that
+    scored highest, whose score ranks the story. Without a story document yet (it is written
+    right after its articles), the fields come from ``best`` alone.
+    """
+
+    story_id: str
+    title: str | None
+    lead: str | None
+    first_seen: str | None
+    last_seen: str | None
+    report_count: int
+    article_count: int
+    sources: list[str]
+    languages: list[str]
+    score: float | None
+    matched: int
+    best: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The fields ``newsradar search --stories --json`` prints for each story."""
+        return {
+            "story_id": self.story_id,
+            "title": self.title,
+            "lead": self.lead,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "report_count": self.report_count,
+            "article_count": self.article_count,
+            "source_count": len(self.sources),
+            "sources": self.sources,
+            "language_count": len(self.languages),
+            "languages": self.languages,
+            "score": self.score,
+            "matched": self.matched,
+            "best": self.best,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StoryResult:
+    """The stories the matching articles belong to, best first, and how many there are."""
+
+    total: int  # stories among the matching articles
+    articles: int  # matching articles
+    stories: list[StoryHit]
+
+    def to_json(self) -> dict[str, Any]:
+        """What ``newsradar search --stories --json`` prints."""
+        return {
+            "total": self.total,
+            "articles": self.articles,
+            "stories": [story.to_json() for story in self.stories],
+        }
 
 
 def query_fields(language: str | None = None) -> list[str]:
@@ -156,32 +236,95 @@ def search(
     The query takes the simple_query_string syntax: ``"a phrase"``, ``-excluded``,
     ``either | or``, ``prefix*``. An empty query lists the newest articles.
     """
+    _check_size(size)
+    body_query = build_query(query, language=language, source=source, since=since, until=until)
+    highlighted = [f for lang in LANGUAGE_FIELDS for f in (f"title_{lang}", f"text_{lang}")]
+    response = _run(
+        es,
+        names.articles,
+        query=body_query,
+        size=size,
+        sort=_RANKING,
+        track_scores=True,
+        track_total_hits=True,
+        source_includes=list(_SOURCE_FIELDS),
+        highlight={
+            "pre_tags": [HIGHLIGHT_TAGS[0]],
+            "post_tags": [HIGHLIGHT_TAGS[1]],
+            # Fragments are article text: escape it, so only our <em> tags are markup.
+            "encoder": "html",
+            "fragment_size": 160,
+            "number_of_fragments": 3,
+            "no_match_size": 0,
+            "fields": {name: {} for name in ["title", "text", *highlighted]},
+        },
+    )
+    hits = [_hit(raw) for raw in response["hits"]["hits"]]
+    return SearchResult(total=int(response["hits"]["total"]["value"]), hits=hits)
+
+
+def search_stories(
+    es: Elasticsearch,
+    names: IndexNames,
+    query: str,
+    *,
+    language: str | None = None,
+    source: str | None = None,
+    since: date | datetime | None = None,
+    until: date | datetime | None = None,
+    size: int = 20,
+) -> StoryResult:
+    """The stories of the articles matching ``query``, ranked by their best-scoring article.
+
+    The query and filters are ``search``'s and select articles; each story then shows whole,
+    as its story document has it (all its sources and languages, not only the matching ones).
+    Articles without a story yet (their worker is still deciding) are left out.
+    """
+    _check_size(size)
+    body_query = build_query(query, language=language, source=source, since=since, until=until)
+    body_query["bool"]["filter"].append({"exists": {"field": "story_id"}})
+    # One hit per story (the best by the ranking of ``search``), each with its match count.
+    response = _run(
+        es,
+        names.articles,
+        query=body_query,
+        size=size,
+        sort=_RANKING,
+        track_scores=True,
+        track_total_hits=True,
+        source_includes=[*_SOURCE_FIELDS, "story_id"],
+        collapse={
+            "field": "story_id",
+            "inner_hits": {"name": "matched", "size": 0},
+        },
+        aggregations={
+            "stories": {
+                "cardinality": {
+                    "field": "story_id",
+                    "precision_threshold": _STORY_COUNT_PRECISION,
+                }
+            }
+        },
+    )
+    raw_hits = response["hits"]["hits"]
+    documents = _story_documents(es, names, [str(h["_source"]["story_id"]) for h in raw_hits])
+    stories = [_story(raw, documents.get(str(raw["_source"]["story_id"]))) for raw in raw_hits]
+    return StoryResult(
+        total=int(response["aggregations"]["stories"]["value"]),
+        articles=int(response["hits"]["total"]["value"]),
+        stories=stories,
+    )
+
+
+def _check_size(size: int) -> None:
     if not 0 < size <= 10_000:
         raise SearchError(f"size must be between 1 and 10000, not {size}")
-    body_query = build_query(query, language=language, source=source, since=since, until=until)
-    # Newest first among equal scores; an empty query scores everything alike.
-    sort: list[Any] = ["_score", {"published": {"order": "desc", "missing": "_last"}}]
-    highlighted = [f for lang in LANGUAGE_FIELDS for f in (f"title_{lang}", f"text_{lang}")]
+
+
+def _run(es: Elasticsearch, index: str, **body: Any) -> Any:
+    """One search on ``index``; failures become SearchUnavailable (retry) or SearchError."""
     try:
-        response = es.search(
-            index=names.articles,
-            query=body_query,
-            size=size,
-            sort=sort,
-            track_scores=True,
-            track_total_hits=True,
-            source_includes=list(_SOURCE_FIELDS),
-            highlight={
-                "pre_tags": [HIGHLIGHT_TAGS[0]],
-                "post_tags": [HIGHLIGHT_TAGS[1]],
-                # Fragments are article text: escape it, so only our <em> tags are markup.
-                "encoder": "html",
-                "fragment_size": 160,
-                "number_of_fragments": 3,
-                "no_match_size": 0,
-                "fields": {name: {} for name in ["title", "text", *highlighted]},
-            },
-        )
+        return es.search(index=index, **body)
     except ConnectionTimeout as exc:
         raise SearchUnavailable(node_url(es), "timed out") from exc
     except TransportError as exc:
@@ -191,11 +334,61 @@ def search(
             raise SearchUnavailable(node_url(es), str(exc)) from exc
         if exc.status_code == 404:
             raise SearchError(
-                f"no index {names.articles} at {node_url(es)}: run `newsradar init` first"
+                f"no index {index} at {node_url(es)}: run `newsradar init` first"
             ) from exc
         raise SearchError(f"Elasticsearch refused the search: {exc}") from exc
-    hits = [_hit(raw) for raw in response["hits"]["hits"]]
-    return SearchResult(total=int(response["hits"]["total"]["value"]), hits=hits)
+
+
+def _story_documents(
+    es: Elasticsearch, names: IndexNames, story_ids: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """The story documents of ``story_ids`` that exist, by id."""
+    if not story_ids:
+        return {}
+    # A search, not an mget: the alias may front several indices.
+    response = _run(
+        es,
+        names.stories,
+        query={"ids": {"values": list(story_ids)}},
+        size=len(story_ids),
+        source_includes=list(_STORY_FIELDS),
+    )
+    return {str(hit["_id"]): hit.get("_source") or {} for hit in response["hits"]["hits"]}
+
+
+def _story(raw: dict[str, Any], document: dict[str, Any] | None) -> StoryHit:
+    best = _hit(raw)
+    matched = int(raw["inner_hits"]["matched"]["hits"]["total"]["value"])
+    story_id = str(raw["_source"]["story_id"])
+    if document is None:
+        return StoryHit(
+            story_id=story_id,
+            title=best.title,
+            lead=story_id,
+            first_seen=None,
+            last_seen=None,
+            report_count=1 if best.duplicate_of is None else 0,
+            article_count=matched,
+            sources=[best.source] if best.source else [],
+            languages=[best.language] if best.language else [],
+            score=best.score,
+            matched=matched,
+            best=best.id,
+        )
+    return StoryHit(
+        story_id=story_id,
+        title=document.get("title"),
+        lead=document.get("lead"),
+        first_seen=document.get("first_seen"),
+        last_seen=document.get("last_seen"),
+        report_count=int(document.get("report_count") or 0),
+        article_count=int(document.get("article_count") or 0),
+        sources=list(document.get("sources") or []),
+        languages=list(document.get("languages") or []),
+        score=best.score,
+        matched=matched,
+        best=best.id,
+    )
 
 
 def _hit(raw: dict[str, Any]) -> SearchHit:
