@@ -194,6 +194,7 @@ def test_the_three_dashboards_and_their_panels(objects: list[dict[str, Any]]) ->
         "Top sources",
         "Duplicate ratio",
         "Latest articles",
+        "Top stories",
         "Alert matches over time by rule",
         "Latest alert matches",
         "Sources per story",
@@ -209,7 +210,12 @@ def test_data_views_name_existing_indices_and_date_time_fields(
 ) -> None:
     views = [o for o in objects if o["type"] == "index-pattern"]
     titles = {v["attributes"]["title"] for v in views}
-    assert {"newsradar-articles", "newsradar-alert-outbox", "newsradar-runs"} <= titles
+    assert {
+        "newsradar-articles",
+        "newsradar-stories",
+        "newsradar-alert-outbox",
+        "newsradar-runs",
+    } <= titles
     for view in views:
         attributes = view["attributes"]
         fields = mapping_fields(attributes["title"])
@@ -426,6 +432,7 @@ def demo_documents(now: datetime) -> dict[str, list[dict[str, Any]]]:
     ]
     return {
         "articles": [{k: v for k, v in d.items() if v is not None} for d in articles],
+        "stories": story_documents(articles),
         "alert-outbox": outbox,
         "feeds": [{k: v for k, v in d.items() if v is not None} for d in feeds],
         "runs": runs,
@@ -452,6 +459,35 @@ def demo_documents(now: datetime) -> dict[str, list[dict[str, Any]]]:
             )
         ],
     }
+
+
+def story_documents(articles: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One story document per story of ``articles``, as pipeline.store.story_documents writes."""
+    members: dict[str, list[dict[str, Any]]] = {}
+    for doc in sorted(articles, key=lambda d: d["fetched"]):
+        members.setdefault(doc["story_id"], []).append(doc)
+    stories = []
+    for story_id, docs in members.items():
+        sources = sorted({d["source"] for d in docs})
+        languages = sorted({d["language"] for d in docs})
+        stories.append(
+            {
+                "story_id": story_id,
+                "title": docs[0]["title"],
+                "language": docs[0]["language"],
+                "lead": _sha(docs[0]["url"]),
+                "first_seen": docs[0]["fetched"],
+                "last_seen": docs[-1]["fetched"],
+                "sources": sources,
+                "source_count": len(sources),
+                "languages": languages,
+                "language_count": len(languages),
+                "articles": [_sha(d["url"]) for d in docs],
+                "article_count": len(docs),
+                "report_count": sum("duplicate_of" not in d for d in docs),
+            }
+        )
+    return stories
 
 
 def _has_data(result: dict[str, Any], request: dict[str, Any]) -> list[str]:
@@ -509,6 +545,50 @@ def test_every_panel_returns_data_on_the_real_node(
             assert response["hits"]["hits"], title
             continue
         assert not _has_data(response.get("aggregations", {}), request["body"]["aggs"]), title
+
+
+def test_the_overview_shows_top_stories_from_the_stories_data_view(
+    objects: list[dict[str, Any]], es_client: Elasticsearch, index_prefix: str
+) -> None:
+    by_id = _by_id(objects)
+    overview = by_id["newsradar-dashboard-news-overview"]
+    panels = {ref["id"]: ref for ref in overview["references"] if ref["type"] in ("search", "lens")}
+    assert "newsradar-search-top-stories" in panels
+    top = by_id["newsradar-search-top-stories"]
+    assert top["attributes"]["title"] == "Top stories"
+    view = _data_view(top, objects)
+    assert view["id"] == "newsradar-stories"
+    assert (view["attributes"]["title"], view["attributes"]["timeFieldName"]) == (
+        "newsradar-stories",
+        "first_seen",
+    )
+    columns = top["attributes"]["columns"]
+    assert columns[0] == "title"
+    assert {"source_count", "language_count", "languages", "report_count", "first_seen"} <= set(
+        columns
+    )
+    assert top["attributes"]["sort"][0] == ["source_count", "desc"]
+
+    # On the node: stories carried by more sources come first; a merged (empty) one, here with
+    # the most sources, not at all.
+    install(es_client, index_prefix)
+    names = IndexNames(index_prefix)
+    now = datetime.now(UTC)
+    stories = story_documents(demo_documents(now)["articles"])
+    merged = dict(stories[0], story_id="merged", article_count=0, source_count=99, sources=[])
+    actions = [{"_index": names.stories, "_source": doc} for doc in [*stories, merged]]
+    assert bulk(es_client, actions, refresh=True)[0] == len(actions)
+    mine = load_saved_objects(index_prefix)
+    request = panel_request(
+        _by_id(mine)[f"{index_prefix}-search-top-stories"],
+        _by_id(mine),
+        time_range=("2000-01-01T00:00:00Z", _iso(now + timedelta(days=1))),
+    )
+    assert request["index"] == names.stories
+    hits = es_client.search(index=request["index"], **request["body"])["hits"]["hits"]
+    counts = [hit["_source"]["source_count"] for hit in hits]
+    assert len(hits) == len(stories) and counts == sorted(counts, reverse=True)
+    assert counts[0] == max(s["source_count"] for s in stories) > 1
 
 
 def test_panel_request_follows_kibanas_request_shape(objects: list[dict[str, Any]]) -> None:
