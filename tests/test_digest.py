@@ -15,7 +15,15 @@ from email.message import EmailMessage
 import pytest
 from conftest import NoOffset
 
-from pipeline.alerts.digest import Digest, DigestError, DigestItem, digest_message_id, render_digest
+from pipeline.alerts.digest import (
+    MAX_LISTED_REPORTS,
+    Digest,
+    DigestError,
+    DigestItem,
+    StoryReport,
+    digest_message_id,
+    render_digest,
+)
 
 SENDER = "newsradar@alerts.example.org"
 START = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -35,6 +43,18 @@ def _item(n: int = 1, **changes: object) -> DigestItem:
         also_reported_by=(),
     )
     return replace(item, **changes)  # type: ignore[arg-type]
+
+
+def _report(n: int, language: str = "ru", **changes: object) -> StoryReport:
+    report = StoryReport(
+        article_id=f"report-{n}",
+        title=f"Report {n}",
+        url=f"https://other.example.org/{n}",
+        source=f"Other Source {n}",
+        language=language,
+        published=START + timedelta(hours=n),
+    )
+    return replace(report, **changes)  # type: ignore[arg-type]
 
 
 def _digest(*items: DigestItem, recipients: tuple[str, ...] = ("analyst@example.org",)) -> Digest:
@@ -372,3 +392,192 @@ def test_digest_error_pickles_with_its_data() -> None:
     error = DigestError("domain", "bad")
     copy = pickle.loads(pickle.dumps(error))
     assert (copy.field, copy.problem, str(copy)) == ("domain", "bad", "digest domain: bad")
+
+
+# --- a story's other reports --------------------------------------------------------------------
+
+
+def _story_item() -> DigestItem:
+    """The 1954 story led by its English report, told also in Russian and Ukrainian."""
+    return _item(
+        also_reported_by=("Moscow Herald", "Kyiv Courier"),
+        languages=("uk", "en", "ru"),
+        reports=(
+            _report(1, title="СССР просился в НАТО", source="Moscow Herald"),
+            _report(2, "uk", title="СРСР просився до НАТО", source="Kyiv Courier"),
+        ),
+    )
+
+
+def test_the_other_reports_are_listed_under_the_lead_in_text() -> None:
+    text = _text(_reparsed(render_digest(_digest(_story_item()), sender=SENDER)))
+    assert (
+        "1. Story number 1\r\n"
+        "   Example World News · en · 2024-05-01 12:01 UTC\r\n"
+        "   *NATO* members discussed *enlargement* on Tuesday.\r\n"
+        "   https://news.example.org/1\r\n"
+        "   Also reported by 2 sources in en, ru, uk\r\n"
+        "   Other reports:\r\n"
+        "   - СССР просился в НАТО\r\n"
+        "     Moscow Herald · ru · 2024-05-01 13:00 UTC\r\n"
+        "     https://other.example.org/1\r\n"
+        "   - СРСР просився до НАТО\r\n"
+        "     Kyiv Courier · uk · 2024-05-01 14:00 UTC\r\n"
+        "     https://other.example.org/2\r\n"
+        "\r\n-- \r\n"
+    ) in text
+
+
+def test_the_other_reports_are_a_list_in_html() -> None:
+    html = _html(render_digest(_digest(_story_item()), sender=SENDER))
+    assert (
+        "<p>Also reported by 2 sources in en, ru, uk</p>\n"
+        "<p>Other reports:</p>\n"
+        "<ul>\n"
+        '<li lang="ru"><a href="https://other.example.org/1">СССР просился в НАТО</a> '
+        "<small>Moscow Herald · ru · 2024-05-01 13:00 UTC</small></li>\n"
+        '<li lang="uk"><a href="https://other.example.org/2">СРСР просився до НАТО</a> '
+        "<small>Kyiv Courier · uk · 2024-05-01 14:00 UTC</small></li>\n"
+        "</ul>\n"
+        "</li>"
+    ) in html
+
+
+def test_reports_leave_the_subject_the_count_and_the_message_id_alone() -> None:
+    plain = render_digest(_digest(_item(1), _item(2)), sender=SENDER)
+    grouped = render_digest(_digest(_story_item(), _item(2)), sender=SENDER)
+    assert grouped["Subject"] == plain["Subject"]
+    assert grouped["Subject"] == "[newsradar] NATO enlargement: 2 new stories — Story number 1"
+    assert grouped["Message-ID"] == plain["Message-ID"]
+    assert _text(grouped).startswith("NATO enlargement: 2 new stories\n")
+
+
+def test_a_copy_is_marked_and_a_report_without_a_date_or_title_still_shows() -> None:
+    item = _item(
+        also_reported_by=("Mirror",),
+        reports=(_report(1, "en", title="", source="Mirror", published=None, copy=True),),
+    )
+    text = _text(render_digest(_digest(item), sender=SENDER))
+    assert "   - (untitled)\n     Mirror · en · copy\n" in text
+
+
+@pytest.mark.parametrize(
+    ("sources", "languages", "line"),
+    [
+        (("A",), ("en",), "Also reported by 1 source in en"),
+        (("A", "B", "C"), ("uk", "ru", "en", "ru"), "Also reported by 3 sources in en, ru, uk"),
+        (("A", "B"), (), "Also reported by 2 sources"),
+        (("A", "B"), ("", " ", "fr"), "Also reported by 2 sources in fr"),
+    ],
+)
+def test_the_languages_line_counts_sources_and_sorts_languages(
+    sources: tuple[str, ...], languages: tuple[str, ...], line: str
+) -> None:
+    item = _item(also_reported_by=sources, languages=languages, reports=(_report(1),))
+    message = render_digest(_digest(item), sender=SENDER)
+    assert f"   {line}\n   Other reports:\n" in _text(message)
+    assert f"<p>{line}</p>" in _html(message)
+
+
+def test_source_names_follow_the_languages_line_only_when_no_report_is_listed() -> None:
+    item = _item(also_reported_by=("Le Monde", "Die Zeit"), languages=("de", "fr", "en"))
+    text = _text(render_digest(_digest(item), sender=SENDER))
+    assert "   Also reported by 2 sources in de, en, fr: Le Monde, Die Zeit\n" in text
+    assert "Other reports" not in text
+
+
+def test_reports_of_the_lead_source_alone_give_no_languages_line() -> None:
+    item = _item(languages=("en", "ru"), reports=(_report(1, source="Example World News"),))
+    text = _text(render_digest(_digest(item), sender=SENDER))
+    assert "Also reported by" not in text
+    assert "   Other reports:\n   - Report 1\n" in text
+
+
+def test_the_listed_reports_are_capped_and_the_rest_counted() -> None:
+    reports = tuple(_report(n) for n in range(1, 14))
+    message = render_digest(_digest(_item(reports=reports)), sender=SENDER)
+    text, html = _text(message), _html(message)
+    assert MAX_LISTED_REPORTS == 10
+    for n in range(1, 11):
+        assert f"   - Report {n}\n" in text
+        assert f">Report {n}</a>" in html
+    for n in range(11, 14):
+        assert f"Report {n}" not in text and f"Report {n}" not in html
+    assert "     https://other.example.org/10\n   and 3 more reports\n" in text
+    assert "</ul>\n<p><small>and 3 more reports</small></p>" in html
+
+
+@pytest.mark.parametrize(
+    ("listed", "unlisted", "line"),
+    [
+        (2, 1, "and 1 more report"),
+        (10, 2, "and 2 more reports"),
+        (12, 5, "and 7 more reports"),
+        (0, 4, "and 4 more reports"),
+    ],
+)
+def test_reports_the_sender_did_not_read_are_counted_too(
+    listed: int, unlisted: int, line: str
+) -> None:
+    item = _item(reports=tuple(_report(n) for n in range(listed)), unlisted_reports=unlisted)
+    text = _text(render_digest(_digest(item), sender=SENDER))
+    assert f"   {line}\n" in text
+    assert text.count("   - Report ") == min(listed, MAX_LISTED_REPORTS)
+
+
+def test_hostile_report_text_is_escaped_and_hostile_links_dropped() -> None:
+    hostile = _report(
+        1,
+        title='<script>alert(1)</script>"><img src=x onerror=alert(2)>',
+        source="<b>Evil</b> & Co",
+        language='ru"><script>alert(3)</script>',
+        url="javascript:alert(4)",
+    )
+    attribute = _report(2, url='https://other.example.org/a"onmouseover="alert(5)&b=<c>')
+    item = _item(also_reported_by=("<b>Evil</b> & Co",), reports=(hostile, attribute))
+    html = _html(render_digest(_digest(item), sender=SENDER))
+    assert "<script" not in html and "<img" not in html and "<b>" not in html
+    assert "alert(4)" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;&quot;&gt;&lt;img src=x onerror=alert(2)&gt;" in (
+        html
+    )
+    assert "&lt;b&gt;Evil&lt;/b&gt; &amp; Co" in html
+    assert '<li lang="ru&quot;&gt;&lt;script&gt;alert(3)&lt;/script&gt;">' in html
+    escaped = "https://other.example.org/a&quot;onmouseover=&quot;alert(5)&amp;b=&lt;c&gt;"
+    assert f'<a href="{escaped}">Report 2</a>' in html
+    assert 'onmouseover="' not in html
+    text = _text(render_digest(_digest(item), sender=SENDER))
+    assert "javascript:" not in text
+
+
+@pytest.mark.parametrize(
+    "url", ["javascript:alert(1)", "data:text/html,x", "/relative", "https://a.example/\nb"]
+)
+def test_a_report_with_an_unsafe_link_is_listed_without_one(url: str) -> None:
+    item = _item(reports=(_report(1, url=url),))
+    message = render_digest(_digest(item), sender=SENDER)
+    assert '<li lang="ru">Report 1 <small>' in _html(message)
+    assert "   - Report 1\n     Other Source 1 · ru · 2024-05-01 13:00 UTC\n\n" in _text(message)
+
+
+def test_a_report_title_cannot_fake_a_story_line_or_a_header() -> None:
+    # A line break would let a report pose as a numbered story of the digest.
+    item = _item(
+        reports=(
+            _report(1, title="Quiet\r\n2. Fake story\u2028Bcc: evil@example.org"),
+            _report(2, source="Src\n3. Another", language="ru\x00"),
+        )
+    )
+    message = _reparsed(render_digest(_digest(item), sender=SENDER))
+    text = _text(message)
+    assert [line for line in text.splitlines() if line[:1].isdigit()] == ["1. Story number 1"]
+    assert "   - Quiet 2. Fake story Bcc: evil@example.org\r\n" in text
+    assert "     Src 3. Another · ru · 2024-05-01 14:00 UTC\r\n" in text
+    assert message["Bcc"] is None
+
+
+def test_lone_surrogates_in_a_report_do_not_fail_the_digest() -> None:
+    item = _item(reports=(_report(1, title="Bad\udc80byte", url="https://x.example/\udc80"),))
+    text = _text(_reparsed(render_digest(_digest(item), sender=SENDER)))
+    assert "   - Bad\ufffdbyte\r\n" in text
+    assert "x.example" not in text

@@ -13,12 +13,24 @@ from email import policy
 from email.errors import MessageError
 from email.message import EmailMessage
 from email.utils import format_datetime
+from typing import Final
 
 from pipeline.errors import PermanentError
 from pipeline.net.urls import absolute_http
 from pipeline.normalise.dates import as_utc
 
-__all__ = ["Digest", "DigestError", "DigestItem", "digest_message_id", "render_digest"]
+__all__ = [
+    "MAX_LISTED_REPORTS",
+    "Digest",
+    "DigestError",
+    "DigestItem",
+    "StoryReport",
+    "digest_message_id",
+    "render_digest",
+]
+
+# Other reports listed under one story; the rest are counted ("and 3 more reports").
+MAX_LISTED_REPORTS: Final = 10
 
 # Characters that must never reach a header or break a line: C0/C1 controls (CR, LF, NUL, NEL,
 # ...) plus the Unicode line and paragraph separators.
@@ -47,8 +59,32 @@ class DigestError(PermanentError):
 
 
 @dataclass(frozen=True)
+class StoryReport:
+    """Another article of a digest item's story; every text field is untrusted article text.
+
+    ``copy``: it copies an earlier article (``duplicate_of``) rather than telling the event in
+    its own words.
+    """
+
+    article_id: str
+    title: str
+    url: str
+    source: str
+    language: str
+    published: datetime | None = None
+    copy: bool = False
+
+
+@dataclass(frozen=True)
 class DigestItem:
-    """One story in a digest; every text field is untrusted article text."""
+    """One story in a digest, led by the article the rule matched first.
+
+    Every text field is untrusted article text. ``also_reported_by``: the names of the story's
+    other sources; ``languages``: every language the story was reported in. ``reports``: the
+    story's other articles, the independent reports first and then the copies, each group
+    earliest first; at most MAX_LISTED_REPORTS are shown and ``unlisted_reports`` counts the
+    ones the sender did not even read, so the mail can say how many more there are.
+    """
 
     article_id: str
     title: str
@@ -59,6 +95,9 @@ class DigestItem:
     snippet: str = ""
     matched_terms: tuple[str, ...] = ()
     also_reported_by: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+    reports: tuple[StoryReport, ...] = ()
+    unlisted_reports: int = 0
 
 
 @dataclass(frozen=True)
@@ -185,6 +224,7 @@ def _text_body(digest: Digest) -> str:
         also = _also_reported(item)
         if also:
             lines.append(f"   {also}")
+        lines.extend(_text_reports(item))
         lines.append("")
     lines.append("-- ")
     lines.append("newsradar alert digest")
@@ -224,6 +264,7 @@ def _html_body(digest: Digest) -> str:
         also = _also_reported(item)
         if also:
             parts.append(f"<p>{esc(also)}</p>")
+        parts.extend(_html_reports(item))
         parts.append("</li>")
     parts.append("</ol>")
     parts.append("<p><small>newsradar alert digest</small></p>")
@@ -237,10 +278,79 @@ def _meta(item: DigestItem) -> str:
 
 
 def _also_reported(item: DigestItem) -> str:
+    """The line "Also reported by 2 sources in en, ru, uk"; "" when no other source has it.
+
+    The source names follow only when no reports are listed: a listed report names its source.
+    """
     names = [name for name in (_one_line(n) for n in item.also_reported_by) if name]
     if not names:
         return ""
-    return f"Also reported by {_count(len(names), 'source', 'sources')}: {', '.join(names)}"
+    line = f"Also reported by {_count(len(names), 'source', 'sources')}"
+    languages = sorted({code for code in (_one_line(c) for c in item.languages) if code})
+    if languages:
+        line += f" in {', '.join(languages)}"
+    return line if item.reports else f"{line}: {', '.join(names)}"
+
+
+def _listed(item: DigestItem) -> tuple[tuple[StoryReport, ...], str]:
+    """The reports shown under an item, and the line counting those left out ("" if none)."""
+    shown = item.reports[:MAX_LISTED_REPORTS]
+    more = len(item.reports) - len(shown) + max(0, item.unlisted_reports)
+    if not more:
+        return shown, ""
+    return shown, f"and {_count(more, 'more report', 'more reports')}"
+
+
+def _report_meta(report: StoryReport) -> str:
+    fields = [_one_line(report.source), _one_line(report.language)]
+    if report.published is not None:
+        fields.append(_when(report.published))
+    if report.copy:
+        fields.append("copy")
+    return " · ".join(field for field in fields if field)
+
+
+def _text_reports(item: DigestItem) -> list[str]:
+    """The item's other reports as indented plain-text lines (none start with a number)."""
+    shown, more = _listed(item)
+    if not shown and not more:
+        return []
+    lines = ["   Other reports:"]
+    for report in shown:
+        lines.append(f"   - {_one_line(report.title) or '(untitled)'}")
+        meta = _report_meta(report)
+        if meta:
+            lines.append(f"     {meta}")
+        link = _safe_url(report.url)
+        if link:
+            lines.append(f"     {link}")
+    if more:
+        lines.append(f"   {more}")
+    return lines
+
+
+def _html_reports(item: DigestItem) -> list[str]:
+    """The item's other reports as an HTML list, every piece of article text escaped."""
+    esc = _escape
+    shown, more = _listed(item)
+    if not shown and not more:
+        return []
+    parts = ["<p>Other reports:</p>"]
+    if shown:
+        parts.append("<ul>")
+        for report in shown:
+            title = esc(_one_line(report.title) or "(untitled)")
+            link = _safe_url(report.url)
+            heading = f'<a href="{esc(link)}">{title}</a>' if link else title
+            lang = esc(_one_line(report.language))
+            opening = f'<li lang="{lang}">' if lang else "<li>"
+            meta = _report_meta(report)
+            detail = f" <small>{esc(meta)}</small>" if meta else ""
+            parts.append(f"{opening}{heading}{detail}</li>")
+        parts.append("</ul>")
+    if more:
+        parts.append(f"<p><small>{esc(more)}</small></p>")
+    return parts
 
 
 def _count(n: int, singular: str, plural: str) -> str:

@@ -37,7 +37,16 @@ class Highlighted:
     terms: tuple[str, ...]
 
 
-_ARTICLE_FIELDS: Final = ["title", "url", "source", "language", "published", "fetched", "text"]
+_ARTICLE_FIELDS: Final = [
+    "title",
+    "url",
+    "source",
+    "language",
+    "published",
+    "fetched",
+    "text",
+    "story_id",
+]
 
 
 def highlighted(

@@ -5,20 +5,29 @@ e-mail per recipient (addresses are not disclosed to each other, and each has it
 state), with the alerts owed to that recipient. Every state a digest goes through, and every
 write of it, is pipeline.alerts.outbox's; this module decides what to send, builds the digest
 (pipeline.alerts.digest renders it) and hands it to pipeline.alerts.smtp.deliver.
+
+A digest item is one story: the alert's first matched article with its highlighted snippet,
+then the story's other reports, read for all the digest's stories in one search.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
 from elasticsearch import Elasticsearch
 
-from pipeline.alerts.digest import Digest, DigestItem, render_digest
-from pipeline.alerts.highlight import highlighted
+from pipeline.alerts.digest import (
+    MAX_LISTED_REPORTS,
+    Digest,
+    DigestItem,
+    StoryReport,
+    render_digest,
+)
+from pipeline.alerts.highlight import Highlighted, highlighted
 from pipeline.alerts.outbox import (
     IN_FLIGHT,
     Claim,
@@ -49,6 +58,19 @@ log = logging.getLogger(__name__)
 
 # Stories per digest; the rest wait for the next one.
 MAX_ITEMS: Final = 50
+# Per story, to count its other sources and name its languages. A digest's stories together
+# stay well below Elasticsearch's search.max_buckets (65 536) at MAX_ITEMS.
+_MAX_SOURCES: Final = 1000
+_MAX_LANGUAGES: Final = 100
+_REPORT_FIELDS: Final = [
+    "title",
+    "url",
+    "source",
+    "language",
+    "published",
+    "fetched",
+    "duplicate_of",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,34 +248,34 @@ def _build_digest(
     now: datetime,
     source_names: Mapping[str, str],
 ) -> Digest:
-    """The digest's stories, each from its first matched article with highlighted terms."""
+    """The digest's stories: each led by its first matched article, with the story's reports.
+
+    One item per story: the story is the lead article's as stored now (it follows a story
+    that merged into an earlier one), so two alerts whose stories became one give one item,
+    the earlier alert's. The other reports are read when the digest is built, so a report that
+    joined the story after the alert is listed too; a story already mailed is never mailed
+    again for it (the alert owes it to nobody any more), and no other story lists it.
+    """
     alerts = mget(es, names.alert_outbox, list(digest.source["alert_ids"]))
     ordered = [alerts[aid] for aid in digest.source["alert_ids"] if aid in alerts]
     firsts = [str(hit.source["first_article"]) for hit in ordered]
     articles = highlighted(es, names.articles, rule, firsts)
-    items = []
+    leads: list[tuple[Hit, Highlighted, str]] = []
     for hit in ordered:
         article = articles.get(str(hit.source["first_article"]))
         if article is None:
             log.warning("alert %s: article %s is gone", hit.id, hit.source["first_article"])
             continue
-        own = str(article.source.get("source") or "")
-        others = sorted(set(hit.source.get("sources") or ()) - {own})
-        items.append(
-            DigestItem(
-                article_id=article.id,
-                title=str(article.source.get("title") or ""),
-                url=str(article.source.get("url") or ""),
-                source=source_names.get(own, own),
-                language=str(article.source.get("language") or ""),
-                published=parse_time(article.source.get("published"))
-                or parse_time(article.source.get("fetched"))
-                or now,
-                snippet=article.snippet,
-                matched_terms=article.terms,
-                also_reported_by=tuple(source_names.get(s, s) for s in others),
-            )
-        )
+        story = str(article.source.get("story_id") or hit.source.get("story_id") or article.id)
+        if any(story == seen for _, _, seen in leads):
+            log.info("alert %s: its story %s is an item of this digest already", hit.id, story)
+            continue
+        leads.append((hit, article, story))
+    stories = _read_stories(es, names, [story for _, _, story in leads])
+    items = [
+        _item(hit, article, story, stories.get(story), now, source_names)
+        for hit, article, story in leads
+    ]
     return Digest(
         rule_id=rule.id,
         rule_name=rule.name,
@@ -261,4 +283,126 @@ def _build_digest(
         items=tuple(items),
         window_start=parse_time(digest.source["window_start"]) or now,
         window_end=parse_time(digest.source["window_end"]) or now,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Story:
+    """One story as its articles tell it: counted in full, with the first reports read.
+
+    ``hits`` are the independent reports and then the copies, each group earliest first, at
+    most MAX_LISTED_REPORTS + 1 of each (one more, as one may be the lead itself).
+    """
+
+    articles: int
+    sources: frozenset[str]
+    languages: frozenset[str]
+    hits: tuple[Mapping[str, Any], ...]
+
+
+def _read_stories(
+    es: Elasticsearch, names: IndexNames, story_ids: Sequence[str]
+) -> dict[str, _Story]:
+    """The digest's stories from the articles index: one search for all of them."""
+    if not story_ids:
+        return {}
+    first = {
+        "top_hits": {
+            "size": MAX_LISTED_REPORTS + 1,
+            # The URL breaks ties, so which reports make the list does not vary between runs.
+            "sort": [{"fetched": {"order": "asc", "missing": "_last"}}, {"url": "asc"}],
+            "_source": {"includes": _REPORT_FIELDS},
+        }
+    }
+    copy = {"exists": {"field": "duplicate_of"}}
+    response = call(
+        es,
+        es.search,
+        index=names.articles,
+        size=0,
+        query={"terms": {"story_id": list(story_ids)}},
+        aggs={
+            "stories": {
+                "terms": {"field": "story_id", "size": len(story_ids)},
+                "aggs": {
+                    "sources": {"terms": {"field": "source", "size": _MAX_SOURCES}},
+                    "languages": {"terms": {"field": "language", "size": _MAX_LANGUAGES}},
+                    "reports": {
+                        "filter": {"bool": {"must_not": [copy]}},
+                        "aggs": {"first": first},
+                    },
+                    "copies": {"filter": copy, "aggs": {"first": first}},
+                },
+            }
+        },
+    )
+    stories: dict[str, _Story] = {}
+    for bucket in response["aggregations"]["stories"]["buckets"]:
+        hits = [
+            *bucket["reports"]["first"]["hits"]["hits"],
+            *bucket["copies"]["first"]["hits"]["hits"],
+        ]
+        stories[str(bucket["key"])] = _Story(
+            articles=int(bucket["doc_count"]),
+            sources=frozenset(str(b["key"]) for b in bucket["sources"]["buckets"]),
+            languages=frozenset(str(b["key"]) for b in bucket["languages"]["buckets"]),
+            hits=tuple(hits),
+        )
+    return stories
+
+
+def _item(
+    alert: Hit,
+    article: Highlighted,
+    story_id: str,
+    story: _Story | None,
+    now: datetime,
+    source_names: Mapping[str, str],
+) -> DigestItem:
+    """One digest item: the lead article with its snippet, then the story's other reports."""
+    own = str(article.source.get("source") or "")
+    language = str(article.source.get("language") or "")
+    reports: list[StoryReport] = []
+    unlisted = 0
+    if story is None:
+        # No article carries the story id yet (the lead was never placed): the alert's
+        # sources are all that is known of it.
+        sources = set(alert.source.get("sources") or ())
+        languages = {language}
+    else:
+        sources, languages = set(story.sources), set(story.languages) | {language}
+        others = [hit for hit in story.hits if hit["_id"] != article.id]
+        reports = [_report(hit, source_names) for hit in others[:MAX_LISTED_REPORTS]]
+        in_story = article.source.get("story_id") == story_id
+        unlisted = max(0, story.articles - int(in_story) - len(reports))
+    return DigestItem(
+        article_id=article.id,
+        title=str(article.source.get("title") or ""),
+        url=str(article.source.get("url") or ""),
+        source=source_names.get(own, own),
+        language=language,
+        published=parse_time(article.source.get("published"))
+        or parse_time(article.source.get("fetched"))
+        or now,
+        snippet=article.snippet,
+        matched_terms=article.terms,
+        also_reported_by=tuple(source_names.get(s, s) for s in sorted(sources - {own, ""})),
+        languages=tuple(sorted(languages - {""})),
+        reports=tuple(reports),
+        unlisted_reports=unlisted,
+    )
+
+
+def _report(hit: Mapping[str, Any], source_names: Mapping[str, str]) -> StoryReport:
+    """One of a story's other articles, as the digest lists it."""
+    doc = hit["_source"]
+    source = str(doc.get("source") or "")
+    return StoryReport(
+        article_id=str(hit["_id"]),
+        title=str(doc.get("title") or ""),
+        url=str(doc.get("url") or ""),
+        source=source_names.get(source, source),
+        language=str(doc.get("language") or ""),
+        published=parse_time(doc.get("published")) or parse_time(doc.get("fetched")),
+        copy=bool(doc.get("duplicate_of")),
     )
