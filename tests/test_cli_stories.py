@@ -1,8 +1,8 @@
 """``newsradar search --stories`` and ``newsradar stories explain`` on the local node.
 
 One event (a flood in Bestwig) is reported in English and in Russian and copied by a third
-source; a storm elsewhere on the same day shares a date and a number with it, and stays a
-story of its own.
+source; a storm nearby the same day shares a name and a number with the English reports, and
+stays a story of its own.
 """
 
 # ruff: noqa: RUF001  (Cyrillic text is the point here, not a look-alike of Latin letters)
@@ -26,12 +26,14 @@ from pipeline.normalise.extract import ExtractedArticle
 from pipeline.normalise.fingerprint import fingerprint
 from pipeline.normalise.language import LanguageResult
 from pipeline.normalise.page import NormalisedArticle
-from pipeline.settings import load_settings
+from pipeline.settings import Settings, load_settings
 from pipeline.store.client import IndexNames, install
 from pipeline.store.stories import event_config, ingest
 from pipeline.store.story_explain import ArticleNotFound, explain
 
 T0 = datetime(2025, 3, 14, 8, 0, tzinfo=UTC)
+# The thresholds the command reads: ingestion below uses the same.
+SETTINGS: Settings = load_settings({})
 
 
 @dataclass(frozen=True)
@@ -80,8 +82,8 @@ REPORTS = {
         "north-post",
         "en",
         5,
-        "Storm closes 37 schools in Winterberg",
-        "A winter storm closed 37 schools in Winterberg on 14 March, and the district council "
+        "Storm closes 37 schools around Meschede",
+        "A winter storm closed 37 schools around Meschede on Thursday, and the district council "
         "sent buses home early.\n"
         "Council leader Anna Vogt said snow ploughs would work through the night and that the "
         "schools should reopen on Monday.",
@@ -143,7 +145,7 @@ def names(
     names = IndexNames(index_prefix)
     for key, report in REPORTS.items():
         fetched = T0 + timedelta(hours=report.hours, minutes=5)
-        ingest(es_client, names, [article(key)], fetched=fetched)
+        ingest(es_client, names, [article(key)], fetched=fetched, events=event_config(SETTINGS))
     es_client.indices.refresh(index=names.pattern)
     return names
 
@@ -234,27 +236,26 @@ def test_explain_a_same_event_report_shows_the_relation_score_and_shared_keys(
     )
     evidence = result["evidence"]
     assert evidence["joined"] is True and evidence["same_language"] is False
-    assert evidence["score"] >= result["threshold"] == 0.40
+    assert result["threshold"] == SETTINGS.story_cross_threshold
+    assert evidence["score"] >= result["threshold"]
     assert result["similarity"] == pytest.approx(evidence["score"])
     assert {"n:bstv", "n:ps", "#:1200", "#:37", "d:03-14"} <= set(evidence["shared"])
     assert evidence["hours_apart"] == 3.0
     assert {"keys", "terms", "title", "reason"} <= set(evidence)
     assert result["story"]["languages"] == ["en", "ru"]
-    # The storm shares a date and a number: found, compared, and refused with its score.
-    storm = next(c for c in result["candidates"] if c["article"]["id"] == IDS["storm"])
-    assert storm["evidence"]["joined"] is False and storm["same_story"] is False
-    assert storm["reason"].startswith("score ") and "below 0.4" in storm["reason"]
-    copy = next(c for c in result["candidates"] if c["article"]["id"] == IDS["copy"])
-    assert copy["same_story"] is True and "later" in copy["reason"]
+    # The copy came later: it is in the story, through the English report.
+    [copy] = result["candidates"]
+    assert copy["article"]["id"] == IDS["copy"] and copy["same_story"] is True
+    assert "fetched later" in copy["reason"]
 
     code, out, err = _run(capsys, "stories", "explain", IDS["ru"])
     assert (code, err) == (0, "")
     assert "relation: same_event" in out
     assert f"joined through {IDS['en']}" in out
-    assert REPORTS["en"].title in out
-    assert f"score {evidence['score']:.3f}, threshold 0.4 across languages: joins" in out
-    assert "n:bstv" in out and "d:03-14" in out
-    assert "Storm closes 37 schools in Winterberg" in out
+    assert REPORTS["en"].title in out and "ruhr-herald · en" in out
+    threshold = f"{SETTINGS.story_cross_threshold:g}"
+    assert f"score {evidence['score']:.3f}, threshold {threshold} across languages: joins" in out
+    assert "n:bstv" in out and "d:03-14" in out and "#:1200" in out
 
 
 def test_explain_a_copy_and_a_story_of_its_own(
@@ -263,38 +264,44 @@ def test_explain_a_copy_and_a_story_of_its_own(
     copy = _json(capsys, "stories", "explain", IDS["copy"])
     assert copy["relation"] == "copy" and copy["duplicate_kind"] in ("near", "exact_text")
     assert copy["through"]["id"] == IDS["en"]
-    assert copy["evidence"]["same_language"] is True and copy["threshold"] == 0.34
+    assert copy["evidence"]["same_language"] is True
+    assert copy["threshold"] == SETTINGS.story_threshold
     assert "copy of" in copy["summary"]
 
+    # The storm shares Meschede and 37 with both English reports: found, weighed, refused.
     storm = _json(capsys, "stories", "explain", IDS["storm"], "--candidates", "1")
     assert storm["relation"] == "first" and storm["through"] is None
     assert storm["evidence"] is None
     assert storm["summary"].startswith("a story of its own")
-    assert len(storm["candidates"]) == 1 and storm["compared"] == 3
-    assert storm["candidates"][0]["reason"].startswith("score ")
+    assert len(storm["candidates"]) == 1 and storm["compared"] == 2
+    [nearest] = storm["candidates"]
+    assert nearest["evidence"]["joined"] is False and nearest["same_story"] is False
+    assert {"n:msd", "#:37"} <= set(nearest["evidence"]["shared"])
+    assert nearest["reason"].startswith("score ") and " below " in nearest["reason"]
+    code, out, _ = _run(capsys, "stories", "explain", IDS["storm"])
+    assert code == 0 and "other candidates (2 of 2, best first)" in out
+    assert nearest["reason"] in " ".join(out.split())
 
     first = _json(capsys, "stories", "explain", IDS["en"])
     assert first["relation"] == "first"
     assert first["summary"].startswith("the first of its story: 2 later articles joined")
-    joined = {c["article"]["id"]: c["reason"] for c in first["candidates"]}
-    assert joined[IDS["ru"]] == "a later article that joined through it"
-    assert joined[IDS["copy"]] == "a later article that copies it"
+    reasons = {c["article"]["id"]: c["reason"] for c in first["candidates"]}
+    assert reasons[IDS["ru"]] == "a later article that joined through it"
+    assert reasons[IDS["copy"]] == "a later article that copies it"
+    assert " below " in reasons[IDS["storm"]]
 
 
 def test_explain_takes_the_thresholds_from_the_settings(
     names: IndexNames, es_client: Elasticsearch, index_prefix: str
 ) -> None:
     settings = load_settings(
-        {
-            "NEWSRADAR_INDEX_PREFIX": index_prefix,
-            "NEWSRADAR_STORY_CROSS_THRESHOLD": "0.99",
-        }
+        {"NEWSRADAR_INDEX_PREFIX": index_prefix, "NEWSRADAR_STORY_WINDOW_HOURS": "2"}
     )
     result = explain(es_client, names, IDS["ru"], events=event_config(settings))
-    # The stored verdict stays; the evidence is weighed against today's thresholds.
-    assert result.relation == "same_event" and result.threshold == 0.99
+    # The stored verdict stays; the evidence is weighed under the settings given now.
+    assert result.relation == "same_event" and result.config.window_hours == 2
     assert result.evidence is not None and not result.evidence.joined
-    assert "below 0.99" in result.evidence.reason
+    assert result.evidence.reason == "3 h apart, more than 2 h"
 
 
 def test_an_unknown_article_is_one_clear_line(

@@ -273,7 +273,8 @@ def _summary(
         score = f"score {verdict.similarity:.3f}" if verdict.similarity is not None else "a score"
         return f"a report of the same event as {through_id} ({score}, {languages})"
     later = (story.article_count - 1) if story is not None else 0
-    head = f"the first of its story: {later} later articles joined" if later > 0 else ""
+    joined = f"{later} later article joined" if later == 1 else f"{later} later articles joined"
+    head = f"the first of its story: {joined}" if later > 0 else ""
     if not found:
         why = (
             f"no other article within {events.window_hours:g} h shares "
