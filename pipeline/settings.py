@@ -126,12 +126,14 @@ class Settings(BaseSettings):
     crawl_concurrency: int = 2
     # Sources per mapped Airflow task (dags/newsradar_common.shards).
     sources_per_task: int = 1
-    # When independently written reports are one story (pipeline.normalise.events.EventConfig):
+    # Whether independently written reports of one event are one story, and when
+    # (pipeline.normalise.events.EventConfig):
     # the most hours between them, the least score within a language and across two, and the
     # names, numbers or dates they must share. Defaults chosen on tests/fixtures/events.
+    story_same_event: bool = True
     story_window_hours: float = Field(default=72.0, gt=0, le=24 * 31)
-    story_threshold: float = Field(default=0.34, gt=0, le=1)
-    story_cross_threshold: float = Field(default=0.40, gt=0, le=1)
+    story_threshold: float = Field(default=0.16, gt=0, le=2)
+    story_cross_threshold: float = Field(default=0.10, gt=0, le=2)
     story_min_shared: int = Field(default=2, ge=1, le=20)
 
     @cached_property

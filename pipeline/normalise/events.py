@@ -45,6 +45,9 @@ NAME, CONCEPT, NUMBER, DATE, YEAR = "n:", "c:", "#:", "d:", "y:"
 # How much a shared key of each kind says about the event rather than the topic. Concepts
 # (NATO, Germany) and years are what a whole topic shares; a date or a number is the event's.
 _WEIGHTS: Final[Mapping[str, float]] = {NAME: 1.0, CONCEPT: 0.3, NUMBER: 1.2, DATE: 1.5, YEAR: 0.4}
+# Added to the score per shared date or telling number, for at most three of them.
+_TELLING_BONUS: Final = 0.1
+_ROUND = re.compile(r"[1-9]0+")
 # Kinds that count as specific evidence for min_shared and the candidate search.
 _SPECIFIC: Final = (NAME, NUMBER, DATE)
 # Terms and keys kept per article: enough for any article's core, bounded for the index.
@@ -62,9 +65,11 @@ _JUSTEXT_LANGUAGES: Final = {
 _WORD = re.compile(r"[^\W\d_](?:[^\W\d_]|['’\-](?=[^\W\d_]))*")
 _ELISION = re.compile(r"(?:[ldjnmtsc]|qu|jusqu|lorsqu|puisqu)['’](?=\w)", re.IGNORECASE)
 _POSSESSIVE = re.compile(r"['’]s$")
-_CAPITALISED = re.compile(r"[^\W\d_a-zа-яёіїєґ]")
 # What ends a sentence (or opens a quote): a capitalised word after it may be any word.
-_SENTENCE_ENDS: Final = frozenset('.!?…:;"«»“”—–-•*')
+_SENTENCE_ENDS: Final = frozenset(".!?…:;—–-•*")
+# Quotation marks are looked through: «Берёзовская» mid-sentence is a name, a quote opening a
+# sentence is not.
+_QUOTES: Final = frozenset("\"'«»“”„‹›‘’")
 # Numbers with thousands separators ("1,200", "1 200", "1.200") or a decimal part ("7,8").
 _NUMBER = re.compile(r"(?<![\w.,])(\d{1,3}(?:[  .,]\d{3})+|\d+(?:[.,]\d+)?)(?![\w])")
 _DATE = re.compile(
@@ -125,7 +130,10 @@ _GERMAN_DETERMINERS: Final = frozenset(
 _GERMAN_NOUN_SUFFIX = re.compile(
     r"(?:ung|ungen|heit|heiten|keit|keiten|schaft|schaften|tion|tionen|sion|sionen|tät|täten|"
     r"ismus|nis|nisse|tum|ment|ments|ling|linge|chen|kräfte|leute|beamte|beamten|zentrum|"
-    r"amt|ämter|rat|räte|werk|werke|gebiet|gebiete|kasse|straße|stelle|stellen)$"
+    r"amt|ämter|rat|räte|werk|werke|gebiet|gebiete|kasse|straße|stelle|stellen|"
+    # Offices before a name: "Bürgermeister Ralf Péus", "Ministerpräsident Wüst".
+    r"meister|minister|präsident|sprecher|sprecherin|kanzler|kanzlerin|chef|chefin|leiter|"
+    r"leiterin|direktor|direktorin)$"
 )
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 # Spelling variants that transliteration leaves apart, folded before vowels are dropped:
@@ -158,11 +166,13 @@ class EventConfig:
     ``cross_threshold``: the least score within one language and across two. ``min_shared``:
     specific keys (names, numbers, dates) two reports must share to be compared at all.
     ``max_candidates``: earlier reports compared per article, the best-matching first.
+    ``enabled``: False keeps stories to copies alone.
     """
 
+    enabled: bool = True
     window_hours: float = 72.0
-    threshold: float = 0.34
-    cross_threshold: float = 0.40
+    threshold: float = 0.16
+    cross_threshold: float = 0.10
     min_shared: int = 2
     max_candidates: int = 50
 
@@ -237,6 +247,8 @@ class Evidence:
     keys: float
     terms: float
     title: float
+    coverage: float
+    telling: int
     hours_apart: float
     same_language: bool
 
@@ -244,12 +256,13 @@ class Evidence:
 def signature(title: str, text: str, language: str) -> EventSignature:
     """The event evidence of one article: its keys, and its terms in ``language``."""
     stop = _stoplist(language)
+    text = _prose(text)
     body_keys = _keys(text, stop, language)
     # A title capitalises every word in some styles: its names count when the body has them.
     known = set(body_keys)
     title_keys = [k for k in _keys(title, stop, language) if k in known or not k.startswith(NAME)]
     # The title and the lead say what the report is about: their keys and words count twice.
-    lead = text[: _lead_end(text)]
+    lead = text[: _lead_end(text)]  # from the start: a title-like first line counts too
     lead_keys = _keys(lead, stop, language) if lead else []
     keys = Counter(body_keys + title_keys + lead_keys)
     title_stems = _stems(title, stop)
@@ -266,10 +279,36 @@ def signature(title: str, text: str, language: str) -> EventSignature:
     )
 
 
+def _prose(text: str) -> str:
+    """The text without lines that are not prose: menus, tags, bylines, copyright notices.
+
+    Extraction leaves some behind ("Home | World | Sport", "Related: Europe, Politics",
+    "© 2020 Example News."), and their capitalised words would pass for names.
+    """
+    return "\n".join(line for line in text.splitlines() if _is_prose(line))
+
+
+def _is_prose(line: str) -> bool:
+    words = line.split()
+    if "|" in line or "©" in line or not words:
+        return False
+    if line.rstrip().endswith((".", "!", "?", "»", "”", '"')):
+        return True
+    capitalised = sum(1 for word in words if word[:1].isupper())
+    return len(words) >= 6 and capitalised * 2 < len(words)
+
+
 def _lead_end(text: str) -> int:
-    """Where the lead ends: the first paragraph, or the first 400 characters of a long one."""
-    paragraph = text.find("\n")
-    return min(paragraph if paragraph > 0 else len(text), 400)
+    """Where the lead ends: the first paragraph of a dozen words or more, at most 400 characters.
+
+    Shorter lines first ("Breaking news: follow our live coverage") are not what it is about.
+    """
+    start = 0
+    for paragraph in text.split("\n"):
+        if len(paragraph.split()) >= 12:
+            return min(start + len(paragraph), start + 400)
+        start += len(paragraph) + 1
+    return min(len(text), 400)
 
 
 def specific_keys(keys: Iterable[str]) -> list[str]:
@@ -286,7 +325,13 @@ def compare(
     b_time: datetime,
     config: EventConfig = DEFAULT_EVENT_CONFIG,
 ) -> Evidence:
-    """Weigh the evidence that two reports tell one event; symmetric in its two sides."""
+    """Weigh the evidence that two reports tell one event; symmetric in its two sides.
+
+    The score is the reports' likeness (keys, and within one language their words and titles)
+    scaled by how much of each one's lead the other has, plus a bonus per shared date or
+    telling number (7.8, 212,000; not 10 or 100), all discounted by the time between them:
+    reports of one happening come within hours, another happening of the topic days later.
+    """
     hours = abs((a_time - b_time).total_seconds()) / 3600
     same_language = a_language == b_language and a_language not in ("", "und")
     shared = tuple(sorted(set(a.keys) & set(b.keys)))
@@ -297,14 +342,17 @@ def compare(
     if same_language:
         term_score = _cosine(a.term_vector(), b.term_vector())
         title_score = _set_cosine(a.title, b.title)
-        score = (0.45 * key_score + 0.4 * term_score + 0.15 * title_score) * coverage
+        likeness = 0.3 * key_score + 0.7 * term_score + 0.15 * title_score
         threshold = config.threshold
     else:
         term_score = 0.0
         title_keys = [t for t in a.title if ":" in t], [t for t in b.title if ":" in t]
         title_score = _set_cosine(*title_keys)
-        score = (0.85 * key_score + 0.15 * title_score) * coverage
+        likeness = 0.85 * key_score + 0.15 * title_score
         threshold = config.cross_threshold
+    telling = sum(1 for key in shared if _telling(key))
+    decay = 1 - 0.5 * min(hours / config.window_hours, 1.0)
+    score = (likeness * coverage + _TELLING_BONUS * min(telling, 3)) * decay
     specific = len(specific_keys(shared))
     if hours > config.window_hours:
         joined, reason = False, f"{hours:.0f} h apart, more than {config.window_hours:g} h"
@@ -323,9 +371,21 @@ def compare(
         keys=round(key_score, 4),
         terms=round(term_score, 4),
         title=round(title_score, 4),
+        coverage=round(coverage, 4),
+        telling=telling,
         hours_apart=round(hours, 2),
         same_language=same_language,
     )
+
+
+def _telling(key: str) -> bool:
+    """A date, or a number few other stories would give: with decimals or 3+ digits, not round."""
+    if key.startswith(DATE):
+        return True
+    if not key.startswith(NUMBER):
+        return False
+    value = key[len(NUMBER) :]
+    return "." in value or (len(value) >= 3 and not _ROUND.fullmatch(value))
 
 
 def _cosine(a: Mapping[str, float], b: Mapping[str, float]) -> float:
@@ -370,7 +430,7 @@ def _keys(text: str, stop: frozenset[str], language: str) -> list[str]:
             continue
         word = words[index][0]
         index += 1
-        if not _CAPITALISED.match(word) or word.lower() in stop:
+        if not word[:1].isupper() or word.lower() in stop:
             continue
         if opening[index - 1] and word not in names_midsentence:
             continue
@@ -418,7 +478,7 @@ def _words(text: str) -> list[tuple[str, int]]:
 def _opens_sentence(text: str, start: int) -> bool:
     """Whether the word at ``start`` opens the text, a paragraph or a sentence."""
     position = start - 1
-    while position >= 0 and text[position].isspace():
+    while position >= 0 and (text[position].isspace() or text[position] in _QUOTES):
         if text[position] == "\n":
             return True
         position -= 1

@@ -121,6 +121,7 @@ class StoryDecision:
 def event_config(settings: Settings) -> EventConfig:
     """The same-event thresholds the settings give (``NEWSRADAR_STORY_*``)."""
     return EventConfig(
+        enabled=settings.story_same_event,
         window_hours=settings.story_window_hours,
         threshold=settings.story_threshold,
         cross_threshold=settings.story_cross_threshold,

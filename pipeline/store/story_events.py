@@ -59,6 +59,8 @@ class EventMatcher:
         wanted = [i for i in ids if i not in self.candidates]
         for ident in wanted:
             self.candidates[ident] = []
+        if not config.enabled:
+            return
         searchable = [i for i in wanted if len(self._keys(i)) >= config.min_shared]
         for part in chunks(searchable, 100):
             searches: list[Mapping[str, Any]] = []
