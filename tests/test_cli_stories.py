@@ -241,7 +241,7 @@ def test_explain_a_same_event_report_shows_the_relation_score_and_shared_keys(
     assert result["similarity"] == pytest.approx(evidence["score"])
     assert {"n:bstv", "n:ps", "#:1200", "#:37", "d:03-14"} <= set(evidence["shared"])
     assert evidence["hours_apart"] == 3.0
-    assert {"keys", "terms", "title", "reason"} <= set(evidence)
+    assert {"keys", "terms", "title", "coverage", "telling", "reason"} <= set(evidence)
     assert result["story"]["languages"] == ["en", "ru"]
     # The copy came later: it is in the story, through the English report.
     [copy] = result["candidates"]
@@ -256,6 +256,7 @@ def test_explain_a_same_event_report_shows_the_relation_score_and_shared_keys(
     threshold = f"{SETTINGS.story_cross_threshold:g}"
     assert f"score {evidence['score']:.3f}, threshold {threshold} across languages: joins" in out
     assert "n:bstv" in out and "d:03-14" in out and "#:1200" in out
+    assert f"lead coverage {evidence['coverage']:.3f}" in out and "3 h apart" in out
 
 
 def test_explain_a_copy_and_a_story_of_its_own(
@@ -302,6 +303,16 @@ def test_explain_takes_the_thresholds_from_the_settings(
     assert result.relation == "same_event" and result.config.window_hours == 2
     assert result.evidence is not None and not result.evidence.joined
     assert result.evidence.reason == "3 h apart, more than 2 h"
+    # Copies only: the storm finds no candidates and says why.
+    copies_only = load_settings(
+        {"NEWSRADAR_INDEX_PREFIX": index_prefix, "NEWSRADAR_STORY_SAME_EVENT": "false"}
+    )
+    storm = explain(es_client, names, IDS["storm"], events=event_config(copies_only))
+    assert (storm.relation, storm.candidates, storm.compared) == ("first", [], 0)
+    assert (
+        storm.summary
+        == "a story of its own: same-event joining is off, so only a copy would join it"
+    )
 
 
 def test_an_unknown_article_is_one_clear_line(

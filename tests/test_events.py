@@ -253,16 +253,16 @@ def expected_stories(
 ) -> dict[str, str]:
     """What one process must store, computed without Elasticsearch: article id -> story id.
 
-    In (fetched, id) order, each report joins the story of the earlier report it compares best
-    with (score, then the smaller id), as pipeline.store.story_events finds it.
+    In (published, fetched, id) order, each report joins the story of the earlier report it
+    compares best with (score, then the smaller id), as pipeline.store.story_events finds it.
     """
-    keyed = sorted((fetched_at(i), article(i).id, i) for i in ids)
+    keyed = sorted((FIXTURES.articles[i].published, fetched_at(i), article(i).id, i) for i in ids)
     story: dict[str, str] = {}
-    for n, (_, ident, fixture) in enumerate(keyed):
+    for n, (_, _, ident, fixture) in enumerate(keyed):
         me, mine = FIXTURES.articles[fixture], article(fixture).event
         assert mine is not None
         best: tuple[float, str] | None = None
-        for _, other_id, other_fixture in keyed[:n]:
+        for _, _, other_id, other_fixture in keyed[:n]:
             other, theirs = FIXTURES.articles[other_fixture], article(other_fixture).event
             assert theirs is not None
             shared = specific_keys(set(mine.keys) & set(theirs.keys))

@@ -107,14 +107,22 @@ def chunked(ids: Sequence[str], size: int, fetched: datetime) -> Plan:
 def expected(plan: Plan, config: DedupConfig = DEFAULT_CONFIG) -> dict[str, tuple[str, str | None]]:
     """What one process must store, computed without Elasticsearch: (story_id, duplicate_of).
 
-    Articles in (fetched, id) order; each matches the best earlier one sharing a band key.
+    Articles in (published, fetched, id) order; each matches the best earlier one sharing a
+    band key.
     """
     keyed = sorted(
-        (parse_iso_utc(iso_utc(fetched)), article(i).id, i) for fetched, ids in plan for i in ids
+        (
+            parse_iso_utc(iso_utc(article(i).article.published)),
+            parse_iso_utc(iso_utc(fetched)),
+            article(i).id,
+            i,
+        )
+        for fetched, ids in plan
+        for i in ids
     )
     by_key: defaultdict[str, list[str]] = defaultdict(list)
     result: dict[str, tuple[str, str | None]] = {}
-    for _, ident, record_id in keyed:
+    for _, _, ident, record_id in keyed:
         print_ = article(record_id).fingerprint
         found = sorted({c for key in print_.band_keys for c in by_key[key]})
         verdict = classify(

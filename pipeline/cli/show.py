@@ -240,12 +240,15 @@ def print_explanation(explanation: Explanation, console: Console | None = None) 
     elif e.through is not None:
         line("evidence: none to compare (a signature or publication time is missing)")
     config = e.config
-    line(
-        f"thresholds: {config.threshold:g} within a language, {config.cross_threshold:g} across, "
-        f"at least {config.min_shared} names, numbers or dates shared, "
-        f"within {config.window_hours:g} h",
-        "dim",
-    )
+    if not config.enabled:
+        line("same-event joining is off (NEWSRADAR_STORY_SAME_EVENT): stories are copies", "dim")
+    else:
+        line(
+            f"thresholds: {config.threshold:g} within a language, {config.cross_threshold:g} "
+            f"across, at least {config.min_shared} names, numbers or dates shared, "
+            f"within {config.window_hours:g} h",
+            "dim",
+        )
     if not e.candidates:
         line("no other candidates" if not e.compared else "other candidates not shown")
         return
@@ -286,7 +289,8 @@ def _describe_evidence(
     line(f"  score {evidence.score:.3f}, threshold {limit} {scope}: {verdict} ({evidence.reason})")
     line(
         f"  parts: keys {evidence.keys:.3f} · terms {evidence.terms:.3f} · "
-        f"title {evidence.title:.3f} · {evidence.hours_apart:g} h apart"
+        f"title {evidence.title:.3f} · lead coverage {evidence.coverage:.3f} · "
+        f"{evidence.telling} telling dates or numbers · {evidence.hours_apart:g} h apart"
     )
     line(f"  shared keys ({len(evidence.shared)}): {', '.join(evidence.shared) or 'none'}")
 

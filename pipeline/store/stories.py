@@ -1,24 +1,31 @@
-"""Stories: exact and near duplicates across workers and restarts, with all state in Elasticsearch.
+"""Stories: copies and independently written reports of one event, across workers and restarts.
 
-Every article document ends up with ``story_id`` (the id of its story's first article) and,
-when it is a copy, ``duplicate_of`` (the earlier article it matched best), ``duplicate_kind``
-(``exact_text`` or ``near``) and ``similarity``. An article whose canonical URL is stored
-already is the same document (its ``_id`` hashes that URL): it is reported as ``exact_url``
-and nothing changes. The stories index holds one document per story, rebuilt from its articles.
+A story is one happening as the press told it: the copies of a report (exact and near
+duplicates) and the other reports of the same event, in any language. Every article document
+ends up with ``story_id`` (the id of its story's first article) and ``story_relation``: ``first``,
+``copy`` (with ``duplicate_of``, the earlier article it copies best, ``duplicate_kind``,
+``exact_text`` or ``near``, and ``similarity``) or ``same_event`` (with ``related_to``, the
+earlier report it compares best with, and ``event_score``; ``pipeline.normalise.events``). An
+article whose canonical URL is stored already is the same document (its ``_id`` hashes that
+URL): it is reported as ``exact_url`` and nothing changes. The stories index holds one document
+per story, rebuilt from its articles.
 
-What the answer is. Articles are ordered by the key (fetched, id): first seen is the smallest
-(articles of one call share ``fetched``, so among them the id decides). An article's match is
-the best of the *earlier* articles sharing a band key or its content hash that are exact or
-pass the Jaccard threshold, as ``pipeline.normalise.fingerprint.classify`` ranks them; its story
-is its match's story, or its own id when nothing earlier matches. This depends only on the stored
-articles and their fetch times, never on which worker saw what first, so two workers (or one
-after a restart) arrive at the same stories as one process would.
+What the answer is. Articles are ordered by the key (published, fetched, id): the first of a
+story is the earliest published (articles of one call share ``fetched``; the id decides last).
+An article's match is the best of the *earlier* articles sharing a band key or its content hash
+that are exact or pass the Jaccard threshold, as ``pipeline.normalise.fingerprint.classify``
+ranks them; without one, the earlier report of the same event it compares best with
+(``pipeline.store.story_events``). Its story is its match's story, or its own id when nothing
+earlier matches. This depends only on the stored articles and their times, never on which
+worker saw what first, so two workers (or one after a restart) arrive at the same stories as
+one process would.
 
 How workers agree without locks or scripts:
 
 1. Write first, then look. A batch is created (``op_type=create``), the index refreshed, and
    only then its candidates are looked up: one search, with per article a terms query on its
-   band keys or its content hash, named after the article. Of two copies written
+   band keys or its content hash, named after the article, and one weighted-terms search per
+   article on its event keys (symmetric: a shared-keys condition). Of two copies written
    concurrently, the one whose write finished last refreshes after the other's write, so at
    least one of the two sees the other.
 2. Whoever sees a pair settles it. A worker proposes a verdict for its own articles and, for
@@ -28,11 +35,12 @@ How workers agree without locks or scripts:
    written with ``if_seq_no``/``if_primary_term``; on a conflict the worker re-reads it and
    writes only if its proposal ranks higher. Whatever the interleaving, the register ends at
    the best earlier match, because every such match was proposed by at least one worker (1).
-4. Stories follow matches. A copy's ``story_id`` is copied from its match, so after writing,
-   the worker re-reads the matches (realtime get) and corrects copies whose match's story has
-   changed; when it changes the story of an article that had one, it refreshes and moves the
-   article's copies (a terms query on ``duplicate_of``) too. Write-then-read again: either the
-   copy's writer sees the new story or the mover finds the copy.
+4. Stories follow matches. A copy's (or report's) ``story_id`` is copied from its match, so
+   after writing, the worker re-reads the matches (realtime get) and corrects copies whose
+   match's story has changed; when it changes the story of an article that had one, it
+   refreshes and moves the article's copies and reports (a terms query on ``duplicate_of`` and
+   ``related_to``) too. Write-then-read again: either the copy's writer sees the new story or
+   the mover finds the copy.
 5. Story documents are rebuilt, not patched: read the document (and its ``_seq_no``), refresh,
    query its articles, and write with create-if-absent or ``if_seq_no``, retrying conflicts.
    The last successful write read the articles after every earlier write, so it is complete.
@@ -271,7 +279,7 @@ def _create(
                 index=result["_index"],
                 seq_no=int(result["_seq_no"]),
                 primary_term=int(result["_primary_term"]),
-                key=(key_time, article.id),
+                key=(parse_iso_utc(iso_utc(article.article.published)), key_time, article.id),
                 fingerprint=article.fingerprint,
                 verdict=None,
                 event=event_of(article),

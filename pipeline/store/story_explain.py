@@ -275,7 +275,9 @@ def _summary(
     later = (story.article_count - 1) if story is not None else 0
     joined = f"{later} later article joined" if later == 1 else f"{later} later articles joined"
     head = f"the first of its story: {joined}" if later > 0 else ""
-    if not found:
+    if not events.enabled:
+        why = "same-event joining is off, so only a copy would join it"
+    elif not found:
         why = (
             f"no other article within {events.window_hours:g} h shares "
             f"{events.min_shared} names, numbers or dates with it"

@@ -76,6 +76,7 @@ SOURCE_FIELDS: Final = [
 # are needed for a lookup of its own.
 UNREAD_KEYS: Final = ("(not read)",)
 STATE_FIELDS: Final = [
+    "published",
     "fetched",
     "story_id",
     "duplicate_of",
@@ -160,7 +161,7 @@ class Stored:
     index: str  # the concrete index: after a rollover the alias cannot address old documents
     seq_no: int
     primary_term: int
-    key: tuple[datetime, str]
+    key: tuple[datetime, datetime, str]  # (published, fetched, id): earliest is first
     fingerprint: Fingerprint | None  # None when read without its MinHash
     verdict: Verdict | None  # None: no story decided yet
     event: EventSignature | None = None  # None when read without it
@@ -214,7 +215,11 @@ def stored_of(hit: Mapping[str, Any]) -> Stored:
         index=hit["_index"],
         seq_no=int(hit["_seq_no"]),
         primary_term=int(hit["_primary_term"]),
-        key=(parse_iso_utc(fetched) if fetched else EPOCH, hit["_id"]),
+        key=(
+            parse_iso_utc(source["published"]) if source.get("published") else EPOCH,
+            parse_iso_utc(fetched) if fetched else EPOCH,
+            hit["_id"],
+        ),
         fingerprint=print_,
         verdict=verdict_of(source),
         event=EventSignature.from_document(source),
