@@ -243,10 +243,10 @@ def test_explain_a_same_event_report_shows_the_relation_score_and_shared_keys(
     assert evidence["hours_apart"] == 3.0
     assert {"keys", "terms", "title", "coverage", "telling", "reason"} <= set(evidence)
     assert result["story"]["languages"] == ["en", "ru"]
-    # The copy came later: it is in the story, through the English report.
+    # The copy was published later: it is in the story, through the English report.
     [copy] = result["candidates"]
     assert copy["article"]["id"] == IDS["copy"] and copy["same_story"] is True
-    assert "fetched later" in copy["reason"]
+    assert "it comes later" in copy["reason"]
 
     code, out, err = _run(capsys, "stories", "explain", IDS["ru"])
     assert (code, err) == (0, "")

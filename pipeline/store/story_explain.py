@@ -236,7 +236,7 @@ def _reason(
     if not evidence.joined:
         return evidence.reason
     if not other.key < me.key:
-        return f"{evidence.reason}, but fetched later: a report joins an earlier one"
+        return f"{evidence.reason}, but it comes later: a report joins an earlier one"
     if me.verdict is not None and me.verdict.kind in ("exact_text", "near"):
         return f"{evidence.reason}, but a copy follows its original into its story"
     if chosen is not None:
