@@ -86,6 +86,9 @@ class DemoSummary:
     by_language: dict[str, int] = field(default_factory=dict)
     by_source: dict[str, int] = field(default_factory=dict)
     copies: list[dict[str, Any]] = field(default_factory=list)  # url, kind, similarity, of
+    reports: int = 0  # articles that joined a story as another outlet's report of its event
+    # Stories of more than one article: title, languages, and the URLs of its articles.
+    groups: list[dict[str, Any]] = field(default_factory=list)
     alerts: int = 0
     mails: list[dict[str, Any]] = field(default_factory=list)  # to, subject, stories
     mbox: str = ""
@@ -261,6 +264,10 @@ def summarise(es: Elasticsearch, prefix: str, mbox: Path) -> DemoSummary:
                 "of": originals.get(doc["duplicate_of"], doc["duplicate_of"]),
             }
         )
+    summary.reports = int(
+        es.count(index=names.articles, query={"term": {"story_relation": "same_event"}})["count"]
+    )
+    summary.groups = _story_groups(es, names)
     summary.alerts = int(
         es.count(index=names.alert_outbox, query={"term": {"kind": "alert"}})["count"]
     )
@@ -280,6 +287,39 @@ def summarise(es: Elasticsearch, prefix: str, mbox: Path) -> DemoSummary:
         {"title": hit.title, "language": hit.language, "source": hit.source} for hit in found.hits
     ]
     return summary
+
+
+def _story_groups(es: Elasticsearch, names: IndexNames) -> list[dict[str, Any]]:
+    """The stories of more than one article, earliest published article first."""
+    response = es.search(
+        index=names.articles,
+        size=0,
+        aggs={
+            "stories": {
+                "terms": {"field": "story_id", "min_doc_count": 2, "size": 500},
+                "aggs": {
+                    "articles": {
+                        "top_hits": {
+                            "size": 100,
+                            "sort": [{"published": "asc"}],
+                            "_source": ["url", "title", "language"],
+                        }
+                    }
+                },
+            }
+        },
+    )
+    groups = []
+    for bucket in response["aggregations"]["stories"]["buckets"]:
+        hits = [hit["_source"] for hit in bucket["articles"]["hits"]["hits"]]
+        groups.append(
+            {
+                "title": hits[0].get("title", ""),
+                "languages": sorted({hit.get("language", "") for hit in hits}),
+                "urls": [hit["url"] for hit in hits],
+            }
+        )
+    return sorted(groups, key=lambda group: group["urls"][0])
 
 
 def _story_titles(message: EmailMessage) -> list[str]:
@@ -310,8 +350,15 @@ def print_summary(summary: DemoSummary, console: Console) -> None:
         )
     console.print(
         f"{summary.articles} articles indexed: {summary.stories} stories, "
-        f"{summary.duplicates} duplicates; {summary.alerts} alerts raised."
+        f"{summary.duplicates} duplicates, {summary.reports} other outlets' reports of a story; "
+        f"{summary.alerts} alerts raised."
     )
+    for group in summary.groups:
+        console.print(
+            f"  story of {len(group['urls'])} articles in {', '.join(group['languages'])}: "
+            f"{escape(group['title'])}",
+            overflow="fold",
+        )
     console.print(f"Digests mailed: {len(summary.mails)}")
     for mail in summary.mails:
         console.print(f"  to {escape(mail['to'])}: {escape(mail['subject'])}", overflow="fold")

@@ -46,7 +46,9 @@ DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "demo" / "site"
 PLACEHOLDER = b"{{BASE}}"
 _HOST = "127.0.0.1"
 
-Kind = Literal["original", "exact_copy", "edited_copy", "reworded", "translation"]
+# A story is one happening: its original, copies of a report, and other outlets' reports of it
+# (reworded from one, translated, or written independently: "report").
+Kind = Literal["original", "exact_copy", "edited_copy", "reworded", "translation", "report"]
 Topic = Literal["nato-enlargement", "nato-other", "other"]
 
 # Feeds are recognised by their file name, everything else by its suffix.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import smtplib
 import socket
@@ -82,20 +83,42 @@ def test_make_demo_runs_the_main_job_through_airflow_and_mails_one_nato_digest(
     assert len(summary["by_source"]) == 7 and len(summary["by_language"]) == 6
     # The Sweden story twice word for word, and one lightly edited regional copy.
     assert summary["duplicates"] == 2
-    assert summary["stories"] == summary["articles"] - summary["duplicates"]
+    # Other outlets' reports of one event share its story; no story mixes two of the
+    # catalog's stories (precision first), and the 1954 note is one story in en, ru and uk.
+    truth = {summary["site"] + e.path: e.story for e in load_catalog()}
+    for group in summary["groups"]:
+        assert len({truth[url] for url in group["urls"]}) == 1, group
+    [soviet_note] = [
+        g for g in summary["groups"] if truth[g["urls"][0]] == "ussr-1954-nato-request"
+    ]
+    assert len(soviet_note["urls"]) == 4 and soviet_note["languages"] == ["en", "ru", "uk"]
+    joined = sum(len(group["urls"]) - 1 for group in summary["groups"])
+    assert summary["stories"] == summary["articles"] - joined
+    assert summary["reports"] == joined - summary["duplicates"] >= 4
     # The closing search: the base form finds the three Russian articles on enlargement,
     # among them the 1954 one, which only has the inflected "расширения".
     assert summary["search_total"] == 3
     assert any("1954" in hit["title"] for hit in summary["search_hits"])
     nato = [m for m in summary["mails"] if "NATO enlargement" in m["subject"]]
     assert len(nato) == 1 and nato[0]["to"] == "analyst@newsradar.test"
-    # The Soviet note of 1954, as told in English, Russian and Ukrainian.
-    assert sum("1954" in title for title in nato[0]["stories"]) == 3
+    # The Soviet note of 1954 once, its other reports in English, Russian and Ukrainian under it.
+    assert sum("1954" in title for title in nato[0]["stories"]) == 1
     messages = read_mbox(tmp_path / "mail" / "demo.mbox")
     assert len(messages) == len(summary["mails"])
     [digest] = [m for m in messages if "NATO enlargement" in str(m["Subject"])]
     body = digest.get_body(("plain",))
-    assert body is not None and "1954" in body.get_content()
+    assert body is not None
+    item = _digest_item(body.get_content(), "1954")
+    assert "Also reported by 3 sources in en, ru, uk" in item
+    for language in ("en", "ru", "uk"):
+        assert re.search(rf"(?m)^     .+ · {language} · \d{{4}}-", item), language
+
+
+def _digest_item(text: str, needle: str) -> str:
+    """The numbered item of a digest's plain text whose title contains ``needle``."""
+    items = re.split(r"(?m)^(?=\d+\. )", text)
+    [item] = [i for i in items if needle in i.splitlines()[0]]
+    return item
 
 
 def test_the_mail_sink_keeps_every_message_in_an_mbox(tmp_path: Path) -> None:
