@@ -37,6 +37,9 @@ __all__ = ["MatchReport", "match_new", "match_pending", "matching_health"]
 
 log = logging.getLogger(__name__)
 
+# Articles of the batch's new stories read to find an earlier alert for one of them.
+_MAX_MEMBERS: Final = 10_000
+
 # Ids per search: Elasticsearch returns at most index.max_result_window (10 000) hits.
 _IDS_PER_SEARCH: Final = 5000
 
@@ -156,6 +159,11 @@ def _write_alerts(
     # takes this batch's copies, whether or not a copy's wording matches the rule.
     pairs = {alert_id(rule.id, story): (rule, story) for rule in rules for story in stories}
     existing = mget(es, names.alert_outbox, sorted(pairs))
+    # A story's id changes when an earlier-published report arrives late and leads it now:
+    # the alert raised under its old id still stands for it, and is the one kept up to date.
+    for aid, earlier in _earlier_alerts(es, names, pairs, existing).items():
+        pairs[earlier.id] = pairs.pop(aid)
+        existing[earlier.id] = earlier
     relevant = {pairs[aid][1] for aid in existing} | {
         batch[article].story for found in matched.values() for article in found
     }
@@ -197,6 +205,61 @@ def _write_alerts(
     else:
         log.warning("%d alert(s) still contended after %d rounds", len(pending), ROUNDS)
     return verdicts
+
+
+def _earlier_alerts(
+    es: Elasticsearch,
+    names: IndexNames,
+    pairs: Mapping[str, tuple[StoredRule, str]],
+    existing: Mapping[str, Hit],
+) -> dict[str, Hit]:
+    """Alert id -> the rule's alert raised earlier for an article of that story, if any.
+
+    Only for (rule, story) pairs without an alert of their own id: one search for the
+    stories' articles, one for the alerts that list any of them.
+    """
+    missing = {aid: pair for aid, pair in pairs.items() if aid not in existing}
+    stories = sorted({story for _, story in missing.values()})
+    if not stories:
+        return {}
+    members: dict[str, str] = {}  # article id -> its story
+    for start in range(0, len(stories), 1000):
+        response = call(
+            es,
+            es.search,
+            index=names.articles,
+            query={"terms": {"story_id": stories[start : start + 1000]}},
+            size=_MAX_MEMBERS,
+            source_includes=["story_id"],
+            track_total_hits=False,
+        )
+        members.update((h["_id"], h["_source"]["story_id"]) for h in response["hits"]["hits"])
+    if not members:
+        return {}
+    rules = sorted({rule.id for rule, _ in missing.values()})
+    call(es, es.indices.refresh, index=names.alert_outbox)  # alerts written by earlier batches
+    found = scan(
+        es,
+        names.alert_outbox,
+        {
+            "bool": {
+                "filter": [
+                    {"term": {"kind": "alert"}},
+                    {"terms": {"rule_id": rules}},
+                    {"terms": {"articles": sorted(members)}},
+                ]
+            }
+        },
+        sort=("matched_at",),
+    )
+    by_pair = {(rule.id, story): aid for aid, (rule, story) in missing.items()}
+    earlier: dict[str, Hit] = {}
+    for hit in found:  # oldest first: the first alert of a story stays its alert
+        for article in hit.source.get("articles", ()):
+            aid = by_pair.get((str(hit.source["rule_id"]), members.get(article, "")))
+            if aid is not None and aid not in earlier and hit.id not in pairs:
+                earlier[aid] = hit
+    return earlier
 
 
 def _count_writes(written: BulkReport, report: MatchReport) -> set[str]:
