@@ -106,6 +106,7 @@ bench: install es-up
 	$(VENV)/bin/python bench/bench_crawl.py
 	$(VENV)/bin/python bench/bench_index.py
 	$(VENV)/bin/python bench/bench_alerts.py
+	$(VENV)/bin/python bench/bench_matching.py
 
 es-up:
 	bash docker/es-up.sh
