@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Final, TypeVar
+from typing import Annotated, Any, Final, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import yaml
@@ -29,7 +29,10 @@ from pipeline.errors import ConfigError
 from pipeline.store.names import LANGUAGE_FIELDS, IndexNames
 
 __all__ = [
+    "DEFAULT_MIN_RELEVANCE",
+    "FOCUS_RELEVANCE",
     "AlertRule",
+    "Breaking",
     "Config",
     "RuleFilters",
     "Settings",
@@ -43,6 +46,13 @@ _DURATION = re.compile(r"^(\d+)([smhd])$")
 _DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # Config files nest about 6 levels; PyYAML's composer recurses once per level.
 _MAX_YAML_DEPTH = 100
+# Relevance thresholds (pipeline.alerts.relevance scores 0..1 in tiers): the rule's terms in
+# the title score 0.8 and more, in the lead (first paragraph) 0.5 and more, only further down
+# below 0.5, as far as the text keeps coming back to them. ``focus`` names a tier; the default
+# lets a body-only match through when the text is about the topic (tuned on
+# tests/fixtures/relevance).
+FOCUS_RELEVANCE: Final = {"title": 0.8, "lead": 0.5, "body": 0.0}
+DEFAULT_MIN_RELEVANCE: Final = 0.25
 # Deliberately loose: the SMTP server is the judge of deliverability; this catches typos.
 _EMAIL = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
 
@@ -109,6 +119,9 @@ class Settings(BaseSettings):
     # explicit false to a remote host is an opt-out that doctor reports.
     smtp_starttls: bool | None = None
     smtp_from: Email = "newsradar@localhost.localdomain"
+    # Where a digest's "not relevant" links write to (`newsradar alerts feedback` reads that
+    # mailbox); the sender's address when unset.
+    feedback_address: Email | None = None
     allow_private_networks: bool = False
     contact_url: HttpUrl = "https://example.org/newsradar-contact"
     # Seconds of CPU the crawl may spend extracting one page; over it the page's outcome is
@@ -251,11 +264,34 @@ class RuleFilters(BaseModel):
     countries: tuple[Annotated[str, Field(pattern=r"^[A-Z]{2}$")], ...] = ()
 
 
+class Breaking(BaseModel):
+    """A breaking-story rule's trigger: ``sources`` distinct sources within ``within``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sources: int = Field(ge=2, le=100)
+    within: str
+
+    @field_validator("within")
+    @classmethod
+    def _within_is_duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @property
+    def within_seconds(self) -> int:
+        """The window in seconds."""
+        return parse_duration(self.within)
+
+
 class AlertRule(BaseModel):
     """One topic rule; ``queries`` maps a language code to the rule's query in that language.
 
     The query syntax is pipeline.alerts.query'; ``min_sources`` holds a story back until that many
-    distinct sources carry it.
+    distinct sources carry it. ``min_relevance`` (or its shorthand ``focus``) is how much a
+    matched article must be about the topic (pipeline.alerts.relevance). With ``breaking`` the
+    rule alerts when a story reaches that many sources within the window: a story on its
+    topic, or any story when it has no queries.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -264,9 +300,12 @@ class AlertRule(BaseModel):
     name: str = Field(min_length=1)
     recipients: tuple[Email, ...] = Field(min_length=1)
     digest: str = "15m"
-    queries: dict[str, str] = Field(min_length=1)
+    queries: dict[str, str] = Field(default_factory=dict)
     filters: RuleFilters | None = None
     min_sources: int = Field(default=1, ge=1, le=100)
+    min_relevance: float | None = Field(default=None, ge=0.0, le=1.0)
+    focus: Literal["title", "lead", "body"] | None = None
+    breaking: Breaking | None = None
 
     @field_validator("digest")
     @classmethod
@@ -299,10 +338,29 @@ class AlertRule(BaseModel):
                 raise ValueError(f"filters.languages has {lang!r}, which has no query")
         return self
 
+    @model_validator(mode="after")
+    def _options_fit_together(self) -> AlertRule:
+        if not self.queries and self.breaking is None:
+            raise ValueError("queries: a rule needs at least one query, unless it is breaking:")
+        if self.min_relevance is not None and self.focus is not None:
+            raise ValueError("give min_relevance or focus, not both (focus is its shorthand)")
+        if self.breaking is not None and self.min_sources > 1:
+            raise ValueError("breaking.sources replaces min_sources: give one of them")
+        return self
+
     @property
     def digest_seconds(self) -> int:
         """The digest interval in seconds."""
         return parse_duration(self.digest)
+
+    @property
+    def relevance_threshold(self) -> float:
+        """The least relevance a match needs: min_relevance, else the focus's, else the default."""
+        if self.min_relevance is not None:
+            return self.min_relevance
+        if self.focus is not None:
+            return FOCUS_RELEVANCE[self.focus]
+        return DEFAULT_MIN_RELEVANCE
 
 
 class _SourcesFile(BaseModel):

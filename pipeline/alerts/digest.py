@@ -14,6 +14,7 @@ from email.errors import MessageError
 from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Final
+from urllib.parse import quote
 
 from pipeline.errors import PermanentError
 from pipeline.net.urls import absolute_http
@@ -26,6 +27,8 @@ __all__ = [
     "DigestItem",
     "StoryReport",
     "digest_message_id",
+    "feedback_codes",
+    "not_relevant_link",
     "render_digest",
 ]
 
@@ -44,6 +47,9 @@ _SUBJECT_TITLE_MAX = 80
 _ENCODED_WORD = "=?"
 # Put between "=" and "?": invisible when the subject is read, and no longer an encoded word.
 _ENCODED_WORD_BREAK = "=\N{ZERO WIDTH SPACE}?"
+# The code a "not relevant" reply carries in its subject, read back by `alerts feedback`: the
+# alert's outbox id. Mail clients keep a subject as it is, and an id cannot be guessed.
+_FEEDBACK_CODE = re.compile(r"\[newsradar nr:([0-9a-f]{40})\]")
 
 
 class DigestError(PermanentError):
@@ -98,11 +104,18 @@ class DigestItem:
     languages: tuple[str, ...] = ()
     reports: tuple[StoryReport, ...] = ()
     unlisted_reports: int = 0
+    alert_id: str = ""
+    story_id: str = ""
+    why: str = ""
 
 
 @dataclass(frozen=True)
 class Digest:
-    """The stories one rule matched in one window, for its recipients."""
+    """The stories one rule matched in one window, for its recipients.
+
+    With ``feedback_address`` each item whose alert is known carries a "not relevant" link: a
+    ``mailto:`` that address with the alert's code in the subject (``not_relevant_link``).
+    """
 
     rule_id: str
     rule_name: str
@@ -110,6 +123,7 @@ class Digest:
     items: tuple[DigestItem, ...]
     window_start: datetime
     window_end: datetime
+    feedback_address: str | None = None
 
 
 def digest_message_id(
@@ -130,6 +144,20 @@ def digest_message_id(
     # 128 bits is ample, and a short id keeps the header on one line for usual domains.
     digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
     return f"<newsradar.{digest}@{domain.lower()}>"
+
+
+def not_relevant_link(address: str, rule_name: str, alert_id: str) -> str:
+    """A ``mailto:`` link whose subject tells ``alerts feedback`` the alert was not relevant."""
+    _check_address("feedback address", address)
+    if not re.fullmatch(r"[0-9a-f]{40}", alert_id):
+        raise DigestError("alert id", f"{alert_id!r} is not an outbox alert id")
+    subject = f"Not relevant: {_one_line(rule_name)} [newsradar nr:{alert_id}]"
+    return f"mailto:{quote(address, safe='@')}?subject={quote(subject, safe='')}"
+
+
+def feedback_codes(subject: str) -> list[str]:
+    """The alert ids that a reply's subject marks as not relevant."""
+    return _FEEDBACK_CODE.findall(subject)
 
 
 def render_digest(
@@ -221,6 +249,11 @@ def _text_body(digest: Digest) -> str:
         link = _safe_url(item.url)
         if link:
             lines.append(f"   {link}")
+        if item.why:
+            lines.append(f"   Why this matched: {_one_line(item.why)}")
+        feedback = _feedback(digest, item)
+        if feedback:
+            lines.append(f"   Not relevant? {feedback} (story {_one_line(item.story_id)})")
         also = _also_reported(item)
         if also:
             lines.append(f"   {also}")
@@ -261,6 +294,14 @@ def _html_body(digest: Digest) -> str:
             parts.append(f"<p>{snippet}</p>")
         if link:
             parts.append(f'<p><a href="{esc(link)}">{esc(link)}</a></p>')
+        if item.why:
+            parts.append(f"<p><small>Why this matched: {esc(_one_line(item.why))}</small></p>")
+        feedback = _feedback(digest, item)
+        if feedback:
+            story = esc(_one_line(item.story_id))
+            parts.append(
+                f'<p><small><a href="{esc(feedback)}">Not relevant</a> · story {story}</small></p>'
+            )
         also = _also_reported(item)
         if also:
             parts.append(f"<p>{esc(also)}</p>")
@@ -270,6 +311,13 @@ def _html_body(digest: Digest) -> str:
     parts.append("<p><small>newsradar alert digest</small></p>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def _feedback(digest: Digest, item: DigestItem) -> str:
+    """The item's "not relevant" link, or "" without a feedback address or an alert."""
+    if not digest.feedback_address or not item.alert_id:
+        return ""
+    return not_relevant_link(digest.feedback_address, digest.rule_name, item.alert_id)
 
 
 def _meta(item: DigestItem) -> str:

@@ -14,6 +14,14 @@ reworded copy of a story already alerted, a retried task or a re-run finds the a
 only adds its article and source to it (a conditional update on ``_seq_no``/``_primary_term``;
 no scripts). An alert whose story has fewer distinct sources than the rule's ``min_sources``
 waits until copies bring it there.
+
+Relevance. A match counts only when the article is about the topic as much as the rule asks
+(``min_relevance``, pipeline.alerts.relevance); the score and its passage go on the alert.
+
+Breaking stories. A rule with ``breaking`` alerts when a story reaches that many sources within
+its window (pipeline.alerts.breaking): a story it matched waits until then, like one held by
+``min_sources``; a rule without queries watches every story of every batch and writes an alert
+only once the story has broken. A muted story (pipeline.alerts.feedback) gets no new alert.
 """
 
 from __future__ import annotations
@@ -22,14 +30,18 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from elasticsearch import Elasticsearch
 
+from pipeline.alerts.batch import BatchArticle, read_batch, story_arrivals
 from pipeline.alerts.batch_rules import run_rules
+from pipeline.alerts.breaking import broke_at
+from pipeline.alerts.feedback import muted_stories
 from pipeline.alerts.outbox import alert_id
 from pipeline.alerts.reads import ROUNDS, Hit, iso, mget, scan
+from pipeline.alerts.relevance import Relevance, score_articles
 from pipeline.alerts.rules import StoredRule, load_rules, record_rule_health
 from pipeline.store.bulk import BulkAction, BulkReport, write
 from pipeline.store.client import IndexNames, call
@@ -49,7 +61,9 @@ class MatchReport:
     ``created``: new alerts; ``waiting``: of those and of the alerts a copy touched, how many
     are still held back by ``min_sources``; ``activated``: waiting alerts that reached it;
     ``already_alerted``: matches for a story whose alert existed (a copy or a re-run);
-    ``updated``: alerts that gained an article or a source; ``missing``: ids not in the index.
+    ``updated``: alerts that gained an article or a source; ``missing``: ids not in the index;
+    ``irrelevant``: query matches left out for falling below the rule's min_relevance;
+    ``muted``: matches on muted stories.
     """
 
     articles: int = 0
@@ -63,6 +77,8 @@ class MatchReport:
     already_alerted: int = 0
     updated: int = 0
     dead_lettered: int = 0
+    irrelevant: int = 0
+    muted: int = 0
     refused: dict[str, str] = field(default_factory=dict)
 
     def add(self, other: MatchReport) -> None:
@@ -74,15 +90,6 @@ class MatchReport:
         for rule_id, ids in other.matched.items():
             self.matched[rule_id] = sorted({*self.matched.get(rule_id, ()), *ids})
         self.refused.update(other.refused)
-
-
-@dataclass(frozen=True, slots=True)
-class _Article:
-    id: str
-    story: str
-    has_story: bool
-    source: str
-    order: tuple[str, str]
 
 
 def match_new(
@@ -104,19 +111,23 @@ def match_new(
         return report
     # The rules run as searches, which only see refreshed documents.
     call(es, es.indices.refresh, index=names.articles)
-    batch = _batch_articles(es, names, ids)
+    batch = read_batch(es, names, ids)
     report.missing = len(ids) - len(batch)
     if not batch:
         return report
-    matched, report.refused = run_rules(es, names, rules, sorted(batch))
-    record_rule_health(es, names, rules, report.refused, now=now)
+    queried = [rule for rule in rules if rule.query is not None]
+    matched, report.refused = run_rules(es, names, queried, sorted(batch))
+    record_rule_health(es, names, queried, report.refused, now=now)
+    scores = _keep_relevant(es, names, queried, batch, matched, report)
     for rule_id, article_set in matched.items():
         if not article_set:
             continue
         report.matched[rule_id] = sorted(article_set)
         report.matches += len(article_set)
 
-    verdicts = _write_alerts(es, names, rules, batch, matched, report, now=now, run_id=run_id)
+    verdicts = _write_alerts(
+        es, names, rules, batch, matched, scores, report, now=now, run_id=run_id
+    )
     for verdict in verdicts.values():
         if verdict == "waiting":
             report.waiting += 1
@@ -134,12 +145,46 @@ def match_new(
     return report
 
 
+def _keep_relevant(
+    es: Elasticsearch,
+    names: IndexNames,
+    rules: Sequence[StoredRule],
+    batch: Mapping[str, BatchArticle],
+    matched: dict[str, set[str]],
+    report: MatchReport,
+) -> dict[str, dict[str, Relevance]]:
+    """Score every match and leave out those below their rule's min_relevance (in place).
+
+    A match that cannot be scored (a rule stored without its queries) is kept: relevance only
+    ever takes a match away.
+    """
+    by_id = {rule.id: rule for rule in rules}
+    wanted = {
+        rule_id: {article: batch[article].language for article in found}
+        for rule_id, found in matched.items()
+        if found and by_id[rule_id].queries
+    }
+    queries = {rule_id: by_id[rule_id].queries for rule_id in wanted}
+    scores = score_articles(es, names.articles, wanted, queries) if wanted else {}
+    for rule_id, found in matched.items():
+        threshold = by_id[rule_id].min_relevance
+        rated = scores.get(rule_id, {})
+        below = {a for a, relevance in rated.items() if a in found and relevance.score < threshold}
+        for article in sorted(below):
+            relevance = scores[rule_id][article]
+            log.info("%s: %s left out, %s", rule_id, article, relevance.explain())
+        found -= below
+        report.irrelevant += len(below)
+    return scores
+
+
 def _write_alerts(
     es: Elasticsearch,
     names: IndexNames,
     rules: Sequence[StoredRule],
-    batch: Mapping[str, _Article],
+    batch: Mapping[str, BatchArticle],
     matched: Mapping[str, set[str]],
+    scores: Mapping[str, Mapping[str, Relevance]],
     report: MatchReport,
     *,
     now: datetime,
@@ -150,51 +195,31 @@ def _write_alerts(
     Returns what became of each alert (``_alert_action``'s verdict), decided afresh in each
     round so that it is counted once; the writes are counted in ``report``.
     """
-    stories: dict[str, list[_Article]] = defaultdict(list)
+    stories: dict[str, list[BatchArticle]] = defaultdict(list)
     for article in batch.values():
         stories[article.story].append(article)
-    # The (rule, story) pairs the batch can change: a new match creates the alert; an existing
-    # alert also takes this batch's copies and reports, whether or not the rule matched them.
-    # Only those are looked up: the alerts of the batch's stories, and the matched pairs.
-    by_id = {rule.id: rule for rule in rules}
-    existing = _alerts_of(es, names, sorted(stories), by_id)
-    pairs = {
-        aid: (by_id[str(hit.source["rule_id"])], str(hit.source["story_id"]))
-        for aid, hit in existing.items()
-    }
-    for rule_id, found in matched.items():
-        for ident in found:
-            story = batch[ident].story
-            pairs.setdefault(alert_id(rule_id, story), (by_id[rule_id], story))
-    # A story's id changes when an earlier-published report arrives late and leads it now:
-    # the alert raised under its old id still stands for it, and is the one kept up to date.
-    for aid, earlier in _earlier_alerts(es, names, pairs, existing).items():
-        pairs[earlier.id] = pairs.pop(aid)
-        existing[earlier.id] = earlier
-    relevant = {pairs[aid][1] for aid in existing} | {
-        batch[article].story for found in matched.values() for article in found
-    }
-    # Only stories with a match or an alert can change the outbox: count only their sources.
-    sources = _story_sources(es, names, {story: stories[story] for story in relevant})
-    pending = {aid for aid, (_, story) in pairs.items() if story in relevant}
+    pairs, existing, arrivals = _pairs(es, names, rules, batch, stories, matched, report)
+    pending = set(pairs)
     verdicts: dict[str, str] = {}
     current = {aid: existing[aid] for aid in pending if aid in existing}
     for _ in range(ROUNDS):
         actions: list[BulkAction] = []
         for aid in sorted(pending):
             rule, story = pairs[aid]
+            # A rule without queries stands for every article of the story.
+            found = matched.get(rule.id, ()) if rule.query is not None else batch
             hits = sorted(
-                (a for a in stories[story] if a.id in matched.get(rule.id, ())),
-                key=lambda a: (a.order, a.id),
+                (a for a in stories[story] if a.id in found), key=lambda a: (a.order, a.id)
             )
+            relevance = scores.get(rule.id, {}).get(hits[0].id) if hits else None
             action, verdicts[aid] = _alert_action(
                 names,
                 aid,
                 rule,
-                story,
                 stories[story],
                 hits,
-                sources[story],
+                arrivals[story],
+                relevance,
                 current.get(aid),
                 now=now,
                 run_id=run_id,
@@ -212,6 +237,55 @@ def _write_alerts(
     else:
         log.warning("%d alert(s) still contended after %d rounds", len(pending), ROUNDS)
     return verdicts
+
+
+def _pairs(
+    es: Elasticsearch,
+    names: IndexNames,
+    rules: Sequence[StoredRule],
+    batch: Mapping[str, BatchArticle],
+    stories: Mapping[str, list[BatchArticle]],
+    matched: Mapping[str, set[str]],
+    report: MatchReport,
+) -> tuple[dict[str, tuple[StoredRule, str]], dict[str, Hit], dict[str, _Arrivals]]:
+    """The (rule, story) pairs the batch can change, by alert id; their alerts; their sources.
+
+    A new match creates the alert; an existing alert also takes this batch's copies and
+    reports, whether or not the rule matched them; a rule without queries has a pair for each
+    story that has broken. Only those are looked up: the alerts of the batch's stories, the
+    matched pairs, and (only with such a rule) the arrivals of every story of the batch.
+    """
+    by_id = {rule.id: rule for rule in rules}
+    existing = _alerts_of(es, names, sorted(stories), by_id)
+    pairs = {
+        aid: (by_id[str(hit.source["rule_id"])], str(hit.source["story_id"]))
+        for aid, hit in existing.items()
+    }
+    muted = muted_stories(es, names, stories)
+    for rule_id, found in matched.items():
+        for ident in sorted(found):
+            story = batch[ident].story
+            aid = alert_id(rule_id, story)
+            if story in muted and aid not in pairs:
+                report.muted += 1
+                continue
+            pairs.setdefault(aid, (by_id[rule_id], story))
+    everywhere = [rule for rule in rules if rule.query is None and rule.breaking_sources]
+    arrivals = story_arrivals(es, names, stories) if everywhere else {}
+    for rule in everywhere:
+        for story in sorted(set(stories) - muted):
+            if _readiness(rule, arrivals[story])[0]:
+                pairs.setdefault(alert_id(rule.id, story), (rule, story))
+    # A story's id changes when an earlier-published report arrives late and leads it now:
+    # the alert raised under its old id still stands for it, and is the one kept up to date.
+    for aid, earlier in _earlier_alerts(es, names, pairs, existing).items():
+        pairs[earlier.id] = pairs.pop(aid)
+        existing[earlier.id] = earlier
+    # Only stories with a match or an alert can change the outbox: count only their sources.
+    relevant = {story for _, story in pairs.values() if story in stories}
+    if not everywhere:
+        arrivals = story_arrivals(es, names, {story: stories[story] for story in relevant})
+    return {aid: pair for aid, pair in pairs.items() if pair[1] in relevant}, existing, arrivals
 
 
 def _alerts_of(
@@ -373,14 +447,32 @@ def matching_health(es: Elasticsearch, names: IndexNames) -> dict[str, Any]:
     }
 
 
+_Arrivals = dict[str, datetime | None]
+
+
+def _readiness(rule: StoredRule, arrivals: _Arrivals) -> tuple[bool, dict[str, Any] | None]:
+    """Whether the story may be mailed: enough sources, or broken; and how it broke."""
+    if not rule.breaking_sources:
+        return len(arrivals) >= rule.min_sources, None
+    window = broke_at(arrivals, rule.breaking_sources, timedelta(seconds=rule.breaking_seconds))
+    if window is None:
+        return False, None
+    return True, {
+        "sources": rule.breaking_sources,
+        "within_seconds": rule.breaking_seconds,
+        "first": iso(window[0]),
+        "at": iso(window[1]),
+    }
+
+
 def _alert_action(
     names: IndexNames,
     aid: str,
     rule: StoredRule,
-    story: str,
-    story_articles: list[_Article],
-    hits: list[_Article],
-    story_sources: set[str],
+    story_articles: list[BatchArticle],
+    hits: list[BatchArticle],
+    arrivals: _Arrivals,
+    relevance: Relevance | None,
     existing: Hit | None,
     *,
     now: datetime,
@@ -388,29 +480,34 @@ def _alert_action(
 ) -> tuple[BulkAction | None, str]:
     """The create or conditional update this batch implies for one (rule, story), if any.
 
-    The verdict says what it means: ``new``, ``waiting`` (held by min_sources), ``activated``
-    (min_sources reached), ``already_alerted`` (a match on a story alerted before), ``copy``
-    (an article of an alerted story that the rule did not match itself), or ``none``.
+    The verdict says what it means: ``new``, ``waiting`` (held by min_sources or until the
+    story breaks), ``activated`` (it got there), ``already_alerted`` (a match on a story
+    alerted before), ``copy`` (an article of an alerted story that the rule did not match
+    itself), or ``none``.
     """
     batch_ids = {a.id for a in story_articles}
+    story_sources = {source for source in arrivals if source}
     if existing is None:
         if not hits:
             return None, "none"
-        source_count = len(story_sources)
-        ready = source_count >= rule.min_sources
+        ready, breaking = _readiness(rule, arrivals)
+        story = hits[0].story
+        lead = hits[0].id if rule.query is not None or not hits[0].has_story else story
         document: dict[str, Any] = {
             "kind": "alert",
             "rule_id": rule.id,
             "story_id": story,
             "status": "ready" if ready else "waiting",
-            "first_article": hits[0].id,
+            "first_article": lead,
             "articles": sorted(batch_ids),
             "sources": sorted(story_sources),
-            "source_count": source_count,
+            "source_count": len(story_sources),
             "min_sources": rule.min_sources,
             "pending_for": list(rule.recipients) if ready else [],
             "matched_at": iso(now),
             "ready_at": iso(now) if ready else None,
+            "relevance": relevance.to_json() if relevance is not None else None,
+            "breaking": breaking,
             "updated": iso(now),
             "run_id": run_id,
         }
@@ -426,10 +523,15 @@ def _alert_action(
     if merged_sources != sorted(doc.get("sources", ())):
         changes["sources"] = merged_sources
         changes["source_count"] = len(merged_sources)
-    min_sources = int(doc.get("min_sources", rule.min_sources))
     if doc.get("status") == "waiting":
-        if len(merged_sources) >= min_sources:
+        if rule.breaking_sources:
+            ready, breaking = _readiness(rule, arrivals)
+        else:
+            ready, breaking = len(merged_sources) >= int(doc.get("min_sources", 1)), None
+        if ready:
             changes.update(status="ready", pending_for=list(rule.recipients), ready_at=iso(now))
+            if breaking is not None:
+                changes["breaking"] = breaking
             verdict = "activated_by_match" if hits else "activated"
         else:
             verdict = "waiting"
@@ -445,60 +547,3 @@ def _alert_action(
         if_primary_term=existing.primary_term,
     )
     return action, verdict
-
-
-def _batch_articles(
-    es: Elasticsearch, names: IndexNames, ids: Sequence[str]
-) -> dict[str, _Article]:
-    found: dict[str, _Article] = {}
-    for start in range(0, len(ids), 1000):
-        chunk = list(ids[start : start + 1000])
-        response = call(
-            es,
-            es.mget,
-            index=names.articles,
-            ids=chunk,
-            source_includes=["story_id", "source", "indexed", "published"],
-        )
-        for doc in response["docs"]:
-            if not doc.get("found"):
-                continue
-            source = doc["_source"]
-            story = source.get("story_id")
-            # An article that dedup has not placed yet is a story of its own.
-            found[doc["_id"]] = _Article(
-                id=doc["_id"],
-                story=str(story or doc["_id"]),
-                has_story=bool(story),
-                source=str(source.get("source") or ""),
-                order=(str(source.get("indexed") or ""), str(source.get("published") or "")),
-            )
-    return found
-
-
-def _story_sources(
-    es: Elasticsearch, names: IndexNames, stories: Mapping[str, list[_Article]]
-) -> dict[str, set[str]]:
-    """Distinct sources of each story over the whole articles index, not only this batch."""
-    result = {
-        story: {a.source for a in articles if a.source} for story, articles in stories.items()
-    }
-    placed = sorted(story for story, articles in stories.items() if articles[0].has_story)
-    for start in range(0, len(placed), 1000):
-        chunk = placed[start : start + 1000]
-        response = call(
-            es,
-            es.search,
-            index=names.articles,
-            size=0,
-            query={"terms": {"story_id": chunk}},
-            aggs={
-                "stories": {
-                    "terms": {"field": "story_id", "size": len(chunk)},
-                    "aggs": {"sources": {"terms": {"field": "source", "size": 500}}},
-                }
-            },
-        )
-        for bucket in response["aggregations"]["stories"]["buckets"]:
-            result[bucket["key"]].update(b["key"] for b in bucket["sources"]["buckets"])
-    return result

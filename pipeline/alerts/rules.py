@@ -17,7 +17,7 @@ from elasticsearch import Elasticsearch
 from pipeline.alerts.query import compile_rule, parse_query, rule_fingerprint, terms
 from pipeline.alerts.reads import iso, scan
 from pipeline.errors import ConfigError, PermanentError
-from pipeline.settings import AlertRule
+from pipeline.settings import DEFAULT_MIN_RELEVANCE, AlertRule
 from pipeline.store.bulk import BulkAction, write
 from pipeline.store.client import LANGUAGE_FIELDS, IndexNames, call, load_template
 
@@ -46,16 +46,24 @@ class RuleError(PermanentError):
 
 @dataclass(frozen=True, slots=True)
 class StoredRule:
-    """A rule as the rules index holds it: what matching needs, compiled once at init."""
+    """A rule as the rules index holds it: what matching needs, compiled once at init.
+
+    ``query`` is None for a breaking-story rule over every topic (no queries);
+    ``breaking_sources`` is 0 unless the rule alerts on breaking stories.
+    """
 
     id: str
     name: str
     recipients: tuple[str, ...]
     digest_seconds: int
     min_sources: int
-    query: dict[str, Any]
+    query: dict[str, Any] | None
     fingerprint: str
     last_error: str | None = None
+    queries: Mapping[str, str] = field(default_factory=dict)
+    min_relevance: float = DEFAULT_MIN_RELEVANCE
+    breaking_sources: int = 0
+    breaking_seconds: int = 0
 
 
 @dataclass(slots=True)
@@ -68,7 +76,8 @@ class StoreReport:
 
 
 def _rule_document(rule: AlertRule, now: datetime) -> dict[str, Any]:
-    query = compile_rule(rule)
+    query = compile_rule(rule) if rule.queries else None
+    breaking = rule.breaking
     return {
         "rule_id": rule.id,
         "name": rule.name,
@@ -79,7 +88,13 @@ def _rule_document(rule: AlertRule, now: datetime) -> dict[str, Any]:
         "queries": dict(rule.queries),
         "filters": rule.filters.model_dump(mode="json") if rule.filters else {},
         "query": query,
-        "fingerprint": rule_fingerprint(query),
+        "fingerprint": rule_fingerprint(query or {}),
+        "min_relevance": rule.relevance_threshold,
+        "breaking": (
+            {"sources": breaking.sources, "within_seconds": breaking.within_seconds}
+            if breaking is not None
+            else None
+        ),
         "stored": iso(now),
     }
 
@@ -130,6 +145,7 @@ def load_rules(es: Elasticsearch, names: IndexNames) -> list[StoredRule]:
     rules = []
     for hit in scan(es, names.alert_rules, {"match_all": {}}):
         doc = hit.source
+        breaking = doc.get("breaking") or {}
         rules.append(
             StoredRule(
                 id=str(doc["rule_id"]),
@@ -137,9 +153,13 @@ def load_rules(es: Elasticsearch, names: IndexNames) -> list[StoredRule]:
                 recipients=tuple(doc.get("recipients", ())),
                 digest_seconds=int(doc["digest_seconds"]),
                 min_sources=int(doc.get("min_sources", 1)),
-                query=dict(doc["query"]),
+                query=dict(doc["query"]) if doc.get("query") else None,
                 fingerprint=str(doc.get("fingerprint", "")),
                 last_error=doc.get("last_error") or None,
+                queries=dict(doc.get("queries") or {}),
+                min_relevance=float(doc.get("min_relevance", DEFAULT_MIN_RELEVANCE)),
+                breaking_sources=int(breaking.get("sources") or 0),
+                breaking_seconds=int(breaking.get("within_seconds") or 0),
             )
         )
     return sorted(rules, key=lambda rule: rule.id)

@@ -6,8 +6,10 @@ state), with the alerts owed to that recipient. Every state a digest goes throug
 write of it, is pipeline.alerts.outbox's; this module decides what to send, builds the digest
 (pipeline.alerts.digest renders it) and hands it to pipeline.alerts.smtp.deliver.
 
-A digest item is one story: the alert's first matched article with its highlighted snippet,
-then the story's other reports, read for all the digest's stories in one search.
+A digest item is one story: the alert's first matched article with the passage that made it
+relevant (or, for an alert from before relevance was scored, a highlighted snippet), why it
+matched and a "not relevant" link, then the story's other reports, read for all the digest's
+stories in one search.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from pipeline.alerts.outbox import (
     recover_interrupted,
 )
 from pipeline.alerts.reads import Hit, mget, parse_time
+from pipeline.alerts.relevance import Relevance
 from pipeline.alerts.smtp import DeliveryResult, Outcome, SmtpConfig, deliver, serialise
 from pipeline.errors import PermanentError
 from pipeline.normalise.dates import as_utc
@@ -133,12 +136,15 @@ def send_digests(
     waiting = open_digests(es, names)
     last_end = last_windows(es, names)
     source_names = {source.id: source.name for source in config.sources}
+    feedback = config.settings.feedback_address or smtp.sender
     for rule in config.alerts:
         for recipient in rule.recipients:
             key = (rule.id, recipient.lower())
             if key in waiting:
                 for hit in waiting[key]:
-                    _send_one(es, names, hit.id, rule, smtp, now, attempts, source_names, report)
+                    _send_one(
+                        es, names, hit.id, rule, smtp, now, attempts, source_names, feedback, report
+                    )
                 continue
             owed = owed_alerts(es, names, rule.id, recipient, max_items)
             if not owed:
@@ -151,7 +157,7 @@ def send_digests(
             if did is None:
                 report.busy += 1  # another worker made this digest first
                 continue
-            _send_one(es, names, did, rule, smtp, now, attempts, source_names, report)
+            _send_one(es, names, did, rule, smtp, now, attempts, source_names, feedback, report)
     return report
 
 
@@ -164,9 +170,13 @@ def _send_one(
     now: datetime,
     attempts: int,
     source_names: Mapping[str, str],
+    feedback: str,
     report: SendReport,
 ) -> None:
-    """Claim one pending digest, send it, and record the outcome."""
+    """Claim one pending digest, send it, and record the outcome.
+
+    ``feedback`` is the address the items' "not relevant" links write to.
+    """
     hit = mget(es, names.alert_outbox, [did]).get(did)
     if hit is None:
         return
@@ -188,7 +198,7 @@ def _send_one(
     message = None
     items = 0
     try:
-        digest = _build_digest(es, names, hit, rule, now, source_names)
+        digest = _build_digest(es, names, hit, rule, now, source_names, feedback)
         items = len(digest.items)
         message = render_digest(digest, sender=smtp.sender, recipient=recipient)
         serialise(message)  # the very bytes deliver will send, with their headers checked
@@ -247,6 +257,7 @@ def _build_digest(
     rule: AlertRule,
     now: datetime,
     source_names: Mapping[str, str],
+    feedback: str,
 ) -> Digest:
     """The digest's stories: each led by its first matched article, with the story's reports.
 
@@ -283,6 +294,7 @@ def _build_digest(
         items=tuple(items),
         window_start=parse_time(digest.source["window_start"]) or now,
         window_end=parse_time(digest.source["window_end"]) or now,
+        feedback_address=feedback,
     )
 
 
@@ -375,6 +387,7 @@ def _item(
         reports = [_report(hit, source_names) for hit in others[:MAX_LISTED_REPORTS]]
         in_story = article.source.get("story_id") == story_id
         unlisted = max(0, story.articles - int(in_story) - len(reports))
+    snippet, terms, why = _why(alert, article)
     return DigestItem(
         article_id=article.id,
         title=str(article.source.get("title") or ""),
@@ -384,13 +397,49 @@ def _item(
         published=parse_time(article.source.get("published"))
         or parse_time(article.source.get("fetched"))
         or now,
-        snippet=article.snippet,
-        matched_terms=article.terms,
+        snippet=snippet,
+        matched_terms=terms,
         also_reported_by=tuple(source_names.get(s, s) for s in sorted(sources - {own, ""})),
         languages=tuple(sorted(languages - {""})),
         reports=tuple(reports),
         unlisted_reports=unlisted,
+        alert_id=alert.id,
+        story_id=story_id,
+        why=why,
     )
+
+
+def _why(alert: Hit, article: Highlighted) -> tuple[str, tuple[str, ...], str]:
+    """The item's snippet, the terms to mark in it, and the line saying why it is here.
+
+    The passage stored with the alert's relevance is the snippet when there is one; a
+    breaking story says how fast it spread.
+    """
+    snippet, terms, why = article.snippet, article.terms, ""
+    stored = alert.source.get("relevance")
+    if stored:
+        relevance = Relevance.from_json(stored)
+        why = relevance.explain()
+        if relevance.passage:
+            snippet = relevance.passage
+            terms = tuple(term for term, _ in relevance.terms) or terms
+    breaking = alert.source.get("breaking")
+    if breaking:
+        first, at = parse_time(breaking.get("first")), parse_time(breaking.get("at"))
+        spread = f" in {_duration(at - first)}" if first is not None and at is not None else ""
+        count = int(breaking.get("sources") or 0)
+        why = f"breaking: {count} sources{spread}" + (f"; {why}" if why else "")
+    return snippet, terms, why
+
+
+def _duration(span: timedelta) -> str:
+    """``1 h 05 min``, ``40 min``, ``2 d 3 h``: how long a story took to break."""
+    minutes = int(span.total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
 
 
 def _report(hit: Mapping[str, Any], source_names: Mapping[str, str]) -> StoryReport:

@@ -1,7 +1,10 @@
 """``newsradar alerts test``: run the configured rules on article files, on the real analysers.
 
 Each file is indexed into a throw-away index built from mappings/articles.json, so it is
-analysed exactly as an indexed article would be; the index is removed after.
+analysed exactly as an indexed article would be; the index is removed after. A rule that matches
+a file is scored for relevance as matching scores it: it alerts when the score reaches its
+min_relevance, and is listed under ``below`` otherwise. Rules without queries (breaking stories
+across topics) have nothing to try on a file.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from elasticsearch import ApiError, Elasticsearch
 
 from pipeline.alerts.highlight import highlighted
 from pipeline.alerts.query import compile_rule
+from pipeline.alerts.relevance import score_articles
 from pipeline.alerts.rules import check_terms
 from pipeline.errors import ConfigError
 from pipeline.settings import AlertRule
@@ -38,17 +42,29 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class RuleHit:
-    """A rule that matched a file, with the words it matched and a highlighted snippet."""
+    """A rule whose query matched a file: the words, a snippet, and the relevance verdict.
+
+    ``relevance`` is the score (pipeline.alerts.relevance), ``min_relevance`` the rule's
+    threshold, ``why`` the one-line reason a digest would show.
+    """
 
     rule_id: str
     name: str
     terms: tuple[str, ...]
     snippet: str
+    relevance: float
+    min_relevance: float
+    where: str
+    why: str
 
 
 @dataclass(frozen=True, slots=True)
 class TrialResult:
-    """One file run through the rules: its language and the rules that match it."""
+    """One file run through the rules: its language, the rules that alert, those below.
+
+    ``hits``: rules that would alert on it; ``below``: rules whose query matches but whose
+    relevance stays under their min_relevance.
+    """
 
     file: str
     title: str
@@ -56,6 +72,7 @@ class TrialResult:
     probability: float
     method: str
     hits: tuple[RuleHit, ...]
+    below: tuple[RuleHit, ...] = ()
 
 
 # What `newsradar alerts test DIR` tries in a directory.
@@ -130,6 +147,7 @@ def try_rules(
     """
     from pipeline.normalise.language import detect_language  # slow to import; only needed here
 
+    rules = [rule for rule in rules if rule.queries]
     call(es, check_terms, client=es, rules=rules)
     template = load_template("articles", names.prefix)["template"]
     index = f"{names.prefix}-alerts-test-{uuid.uuid4().hex[:12]}"
@@ -153,11 +171,8 @@ def try_rules(
                 document[f"text_{lang}"] = text
             doc_id = f"file-{number}"
             call(es, es.index, index=index, id=doc_id, document=document, refresh=True)
-            hits = []
-            for rule in rules:
-                if _matches(es, index, queries[rule.id], doc_id):
-                    hit = highlighted(es, index, rule, [doc_id])[doc_id]
-                    hits.append(RuleHit(rule.id, rule.name, hit.terms, hit.snippet))
+            matched = [r for r in rules if _matches(es, index, queries[r.id], doc_id)]
+            verdicts = [_verdict(es, index, rule, doc_id, lang) for rule in matched]
             results.append(
                 TrialResult(
                     file=str(path),
@@ -165,7 +180,8 @@ def try_rules(
                     language=lang,
                     probability=round(language.probability, 3),
                     method=language.method,
-                    hits=tuple(hits),
+                    hits=tuple(v for v in verdicts if v.relevance >= v.min_relevance),
+                    below=tuple(v for v in verdicts if v.relevance < v.min_relevance),
                 )
             )
     finally:
@@ -174,6 +190,26 @@ def try_rules(
         except (TransportError, ApiError) as exc:
             log.warning("could not remove the test index %s: %s", index, exc)
     return results
+
+
+def _verdict(es: Elasticsearch, index: str, rule: AlertRule, doc_id: str, language: str) -> RuleHit:
+    """The rule's relevance on a file it matched, with the words and the passage."""
+    hit = highlighted(es, index, rule, [doc_id])[doc_id]
+    wanted = {rule.id: {doc_id: language}}
+    scored = score_articles(es, index, wanted, {rule.id: rule.queries}).get(rule.id, {})
+    relevance = scored.get(doc_id)
+    if relevance is None:  # matched through a language field the file is not detected in
+        return RuleHit(rule.id, rule.name, hit.terms, hit.snippet, 1.0, 0.0, "body", "")
+    return RuleHit(
+        rule_id=rule.id,
+        name=rule.name,
+        terms=hit.terms,
+        snippet=relevance.passage or hit.snippet,
+        relevance=relevance.score,
+        min_relevance=rule.relevance_threshold,
+        where=relevance.where,
+        why=relevance.explain(),
+    )
 
 
 def _matches(es: Elasticsearch, index: str, query: dict[str, Any], doc_id: str) -> bool:

@@ -1,4 +1,4 @@
-"""``newsradar alerts``: mail the due digests, try rules on files, resend a digest."""
+"""``newsradar alerts``: mail digests, try rules on files, resend, mute, feedback, precision."""
 
 from __future__ import annotations
 
@@ -11,7 +11,14 @@ from pathlib import Path
 from pipeline.cli.session import connected
 from pipeline.settings import Settings, load_config
 
-__all__ = ["cmd_alerts_resend", "cmd_alerts_send", "cmd_alerts_test"]
+__all__ = [
+    "cmd_alerts_feedback",
+    "cmd_alerts_mute",
+    "cmd_alerts_report",
+    "cmd_alerts_resend",
+    "cmd_alerts_send",
+    "cmd_alerts_test",
+]
 
 
 def cmd_alerts_send(settings: Settings, args: argparse.Namespace) -> int:
@@ -51,8 +58,12 @@ def cmd_alerts_test(settings: Settings, args: argparse.Namespace) -> int:
         )
         for hit in result.hits:
             print(f"  match  {hit.rule_id} ({hit.name}): {', '.join(hit.terms)}")
+            print(f"         {hit.why}")
             print(f"         {hit.snippet[:200]}")
-        if not result.hits:
+        for hit in result.below:
+            print(f"  below  {hit.rule_id} ({hit.name}): min_relevance {hit.min_relevance:.2f}")
+            print(f"         {hit.why}")
+        if not result.hits and not result.below:
             print("  no rule matches")
     return 0
 
@@ -64,4 +75,52 @@ def cmd_alerts_resend(settings: Settings, args: argparse.Namespace) -> int:
     with connected(settings) as es:
         record = resend(es, settings.names, args.digest, now=datetime.now(UTC))
     print(f"digest {args.digest} is {record.state} again; the next `alerts send` mails it")
+    return 0
+
+
+def cmd_alerts_mute(settings: Settings, args: argparse.Namespace) -> int:
+    """No rule alerts on this story any more; its alerts are owed to nobody."""
+    from pipeline.alerts.feedback import mute_story
+
+    with connected(settings) as es:
+        result = mute_story(es, settings.names, args.story, now=datetime.now(UTC))
+    if args.json:
+        print(json.dumps(asdict(result), ensure_ascii=False))
+        return 0
+    state = "muted" if result.new else "was muted already"
+    print(f"story {result.story_id} {state}; {len(result.alerts)} of its alerts owed to nobody")
+    return 0
+
+
+def cmd_alerts_feedback(settings: Settings, args: argparse.Namespace) -> int:
+    """Record the "not relevant" replies found in an mbox file."""
+    from pipeline.alerts.feedback import read_feedback
+
+    with connected(settings) as es:
+        report = read_feedback(es, settings.names, Path(args.mbox), now=datetime.now(UTC))
+    if args.json:
+        print(json.dumps(asdict(report), ensure_ascii=False))
+        return 0
+    print(
+        f"{report.messages} messages read, {report.codes} not-relevant codes: "
+        f"{report.recorded} recorded, {report.repeated} recorded before, "
+        f"{report.unknown} of no alert here"
+    )
+    return 0
+
+
+def cmd_alerts_report(settings: Settings, args: argparse.Namespace) -> int:
+    """Per rule: alerts mailed, how many readers called not relevant, and the precision."""
+    from pipeline.alerts.feedback import precision
+
+    config = load_config(settings)
+    rules = [(rule.id, rule.name, rule.relevance_threshold) for rule in config.alerts]
+    with connected(settings) as es:
+        report = precision(es, settings.names, rules)
+    if args.json:
+        print(json.dumps({"rules": [asdict(row) for row in report]}, ensure_ascii=False))
+        return 0
+    from pipeline.cli.show import print_precision
+
+    print_precision(report)
     return 0

@@ -11,7 +11,14 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 
-from pipeline.cli.alerts import cmd_alerts_resend, cmd_alerts_send, cmd_alerts_test
+from pipeline.cli.alerts import (
+    cmd_alerts_feedback,
+    cmd_alerts_mute,
+    cmd_alerts_report,
+    cmd_alerts_resend,
+    cmd_alerts_send,
+    cmd_alerts_test,
+)
 from pipeline.cli.doctor import cmd_doctor
 from pipeline.cli.ingest import cmd_crawl, cmd_pull, cmd_reextract, cmd_run
 from pipeline.cli.session import connected
@@ -212,6 +219,19 @@ def _add_alerts_and_kibana(commands: argparse._SubParsersAction[argparse.Argumen
     resend_cmd = alerts.add_parser("resend", help="send a failed or unknown digest again")
     resend_cmd.add_argument("digest", metavar="DIGEST_ID")
     resend_cmd.set_defaults(handler=cmd_alerts_resend)
+    mute_cmd = alerts.add_parser("mute", help="no rule alerts on this story any more")
+    mute_cmd.add_argument("story", metavar="STORY_ID")
+    mute_cmd.add_argument("--json", action="store_true", help="print one JSON object")
+    mute_cmd.set_defaults(handler=cmd_alerts_mute)
+    feedback_cmd = alerts.add_parser(
+        "feedback", help='record the "not relevant" replies of an mbox file'
+    )
+    feedback_cmd.add_argument("mbox", metavar="MBOX")
+    feedback_cmd.add_argument("--json", action="store_true", help="print one JSON object")
+    feedback_cmd.set_defaults(handler=cmd_alerts_feedback)
+    report_cmd = alerts.add_parser("report", help="per rule: alerts mailed and their precision")
+    report_cmd.add_argument("--json", action="store_true", help="print one JSON object")
+    report_cmd.set_defaults(handler=cmd_alerts_report)
     kibana = commands.add_parser("kibana", help="Kibana dashboards").add_subparsers(
         dest="kibana_command", required=True
     )

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
+    from pipeline.alerts.feedback import RulePrecision
     from pipeline.feeds.pull import FeedResult, Progress, PullReport
     from pipeline.normalise.events import Evidence
     from pipeline.store.search import SearchResult, StoryResult
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "print_explanation",
+    "print_precision",
     "print_report",
     "print_result",
     "print_status",
@@ -138,6 +140,33 @@ def print_status(status: dict[str, Any], console: Console) -> None:
             soft_wrap=True,
             highlight=False,
         )
+
+
+def print_precision(report: list[RulePrecision], console: Console | None = None) -> None:
+    """``newsradar alerts report``: per rule, alerts mailed and readers' verdicts on them."""
+    console = console or _plain_console()
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for column in ("rule", "mailed", "not relevant", "precision", "muted", "min_relevance"):
+        table.add_column(column, justify="left" if column == "rule" else "right")
+    for row in report:
+        table.add_row(
+            row.rule_id,
+            str(row.mailed),
+            str(row.not_relevant),
+            f"{row.precision:.0%}" if row.precision is not None else "-",
+            str(row.muted),
+            f"{row.min_relevance:.2f}",
+        )
+    console.print(table)
+    for row in report:
+        if row.highest_not_relevant is not None:
+            console.print(
+                f"{row.rule_id}: the alerts called not relevant scored up to "
+                f"{row.highest_not_relevant:.2f}; a min_relevance above that leaves them out",
+                markup=False,
+                soft_wrap=True,
+                highlight=False,
+            )
 
 
 def print_result(result: SearchResult, query: str, console: Console | None = None) -> None:
