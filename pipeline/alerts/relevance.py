@@ -257,22 +257,22 @@ def _word_ends(line: str, offset: int) -> Iterator[int]:
 
 
 def _terms(title: str, text: str, parts: Sequence[Spans]) -> tuple[tuple[str, int], ...]:
+    """The hits as written, most frequent first, then in the order they come."""
+    # One phrase hit that two parts share counts once.
+    places = sorted(
+        {(0, s, e) for part in parts for s, e in part.title}
+        | {(1, s, e) for part in parts for s, e in part.text}
+    )
     counts: Counter[str] = Counter()
     written: dict[str, str] = {}
-    seen: set[tuple[str, int, int]] = set()
-    for part in parts:
-        for field, spans in (("title", part.title), ("text", part.text)):
-            source = title if field == "title" else text
-            for start, end in spans:
-                if (field, start, end) in seen:
-                    continue  # one phrase hit that two parts share counts once
-                seen.add((field, start, end))
-                term = " ".join(source[start:end].split())
-                key = term.casefold()
-                written.setdefault(key, term)
-                counts[key] += 1
-    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    return tuple((written[key], count) for key, count in ranked[:_TERMS_KEPT])
+    for field, start, end in places:
+        term = " ".join((title if field == 0 else text)[start:end].split())
+        key = term.casefold()
+        written.setdefault(key, term)
+        counts[key] += 1
+    order = {key: n for n, key in enumerate(written)}
+    ranked = sorted(counts, key=lambda key: (-counts[key], order[key]))
+    return tuple((written[key], counts[key]) for key in ranked[:_TERMS_KEPT])
 
 
 def _passage(title: str, text: str, parts: Sequence[Spans], where: str, lead_end: int) -> str:
