@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import mailbox
 import re
+from dataclasses import replace
 from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -16,8 +17,15 @@ import pytest
 from elasticsearch import Elasticsearch
 from smtpservers import ScriptedHandler, smtpd
 from test_alerts import ORIGINAL, STORY, T0, World, _demo_article, _index, _smtp, _world
+from test_digest import SENDER, _digest, _html, _item, _text
 
-from pipeline.alerts.digest import DigestError, feedback_codes, not_relevant_link
+from pipeline.alerts.digest import (
+    Digest,
+    DigestError,
+    feedback_codes,
+    not_relevant_link,
+    render_digest,
+)
 from pipeline.alerts.match import match_new
 from pipeline.alerts.outbox import alert_id
 from pipeline.alerts.send import send_digests
@@ -40,6 +48,51 @@ def test_a_not_relevant_link_carries_the_alert_code_in_its_subject() -> None:
         not_relevant_link("x@example.org\r\nBcc: y@example.org", "r", ALERT)
     with pytest.raises(DigestError):
         not_relevant_link("x@example.org", "r", "not-an-id")
+
+
+# --- in the digest: why it matched, and the "not relevant" link ------------------------------
+
+
+def _judged(why: str = "in the title; NATO (3) in 120 words; relevance 0.95") -> Digest:
+    item = _item(alert_id="ab" * 20, story_id="story-1", why=why)
+    return replace(_digest(item), feedback_address="desk@example.org")
+
+
+def test_an_item_says_why_it_matched_and_links_a_coded_not_relevant_reply() -> None:
+    message = render_digest(_judged(), sender=SENDER)
+    text, html = _text(message), _html(message)
+    link = (
+        "mailto:desk@example.org?subject=Not%20relevant%3A%20NATO%20enlargement%20"
+        f"%5Bnewsradar%20nr%3A{'ab' * 20}%5D"
+    )
+    assert (
+        "   https://news.example.org/1\n"
+        "   Why this matched: in the title; NATO (3) in 120 words; relevance 0.95\n"
+        f"   Not relevant? {link} (story story-1)\n"
+    ) in text
+    assert "<p><small>Why this matched: in the title; NATO (3) in 120 words" in html
+    assert f'<p><small><a href="{link}">Not relevant</a> · story story-1</small></p>' in html
+
+
+def test_without_a_feedback_address_or_an_alert_there_is_no_link() -> None:
+    no_address = render_digest(replace(_judged(), feedback_address=None), sender=SENDER)
+    no_alert = render_digest(replace(_judged(), items=(_item(why="in the lead"),)), sender=SENDER)
+    for message in (no_address, no_alert):
+        assert "Not relevant" not in _text(message) and "mailto:" not in _html(message)
+    assert "   Why this matched: in the lead\n" in _text(no_alert)
+
+
+def test_why_and_story_text_are_escaped_and_one_line() -> None:
+    digest = _judged(why="in the title\r\nBcc: x@example.org <script>")
+    digest = replace(digest, items=(replace(digest.items[0], story_id="<b>s</b>"),))
+    message = render_digest(digest, sender=SENDER)
+    html, text = _html(message), _text(message)
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "story &lt;b&gt;s&lt;/b&gt;" in html
+    assert "   Why this matched: in the title Bcc: x@example.org <script>\n" in text
+    # The link and the Message-ID do not depend on why an item matched.
+    plain = render_digest(_digest(_item()), sender=SENDER)
+    assert message["Message-ID"] == plain["Message-ID"]
 
 
 @pytest.fixture

@@ -465,6 +465,36 @@ def _readiness(rule: StoredRule, arrivals: _Arrivals) -> tuple[bool, dict[str, A
     }
 
 
+def _new_alert(
+    rule: StoredRule,
+    hits: list[BatchArticle],
+    batch_ids: set[str],
+    sources: set[str],
+    ready: bool,
+    *,
+    now: datetime,
+) -> dict[str, Any]:
+    """A new alert's document: ready, or waiting for its sources or for the story to break."""
+    story = hits[0].story
+    # A rule without queries has matched no article of its own: the story's first leads it.
+    lead = hits[0].id if rule.query is not None or not hits[0].has_story else story
+    return {
+        "kind": "alert",
+        "rule_id": rule.id,
+        "story_id": story,
+        "status": "ready" if ready else "waiting",
+        "first_article": lead,
+        "articles": sorted(batch_ids),
+        "sources": sorted(sources),
+        "source_count": len(sources),
+        "min_sources": rule.min_sources,
+        "pending_for": list(rule.recipients) if ready else [],
+        "matched_at": iso(now),
+        "ready_at": iso(now) if ready else None,
+        "updated": iso(now),
+    }
+
+
 def _alert_action(
     names: IndexNames,
     aid: str,
@@ -491,26 +521,12 @@ def _alert_action(
         if not hits:
             return None, "none"
         ready, breaking = _readiness(rule, arrivals)
-        story = hits[0].story
-        lead = hits[0].id if rule.query is not None or not hits[0].has_story else story
-        document: dict[str, Any] = {
-            "kind": "alert",
-            "rule_id": rule.id,
-            "story_id": story,
-            "status": "ready" if ready else "waiting",
-            "first_article": lead,
-            "articles": sorted(batch_ids),
-            "sources": sorted(story_sources),
-            "source_count": len(story_sources),
-            "min_sources": rule.min_sources,
-            "pending_for": list(rule.recipients) if ready else [],
-            "matched_at": iso(now),
-            "ready_at": iso(now) if ready else None,
-            "relevance": relevance.to_json() if relevance is not None else None,
-            "breaking": breaking,
-            "updated": iso(now),
-            "run_id": run_id,
-        }
+        document = _new_alert(rule, hits, batch_ids, story_sources, ready, now=now)
+        document.update(
+            relevance=relevance.to_json() if relevance is not None else None,
+            breaking=breaking,
+            run_id=run_id,
+        )
         action = BulkAction(names.alert_outbox, aid, document, op="create")
         return action, "new" if ready else "waiting"
     doc = existing.source

@@ -121,7 +121,7 @@ class Relevance:
         where = {
             "title": "in the title",
             "lead": "in the lead",
-            "body": f"further down, {self.density:.1f} hits per 1,000 words",
+            "body": f"further down, its rarest part {self.density:.1f} times per 1,000 words",
         }[self.where]
         terms = ", ".join(f"{term} ({count})" for term, count in self.terms)
         counted = f"; {terms} in {self.words} words" if terms else ""
@@ -299,10 +299,15 @@ def _passage(title: str, text: str, parts: Sequence[Spans], where: str, lead_end
     start, end, first = chosen
     if end - start <= _PASSAGE_CHARS:
         return " ".join(text[start:end].split())
-    # A window on word boundaries, opening a little before the first hit.
-    cut = max(start, first - _PASSAGE_CHARS // 5)
-    if cut > start:
-        cut = max(start, text.rfind(" ", start, cut) + 1)
+    # A window opening at the sentence of the first hit when it is near (else a little before
+    # the hit, on a word boundary), and closing on a word boundary.
+    sentence = max(text.rfind(mark, start, first) for mark in (". ", "! ", "? ", "… "))
+    if sentence >= start and first - sentence <= _PASSAGE_CHARS // 2:
+        cut = sentence + 2
+    else:
+        cut = max(start, first - _PASSAGE_CHARS // 5)
+        if cut > start:
+            cut = max(start, text.rfind(" ", start, cut) + 1)
     stop = min(end, cut + _PASSAGE_CHARS)
     if stop < end and text.rfind(" ", cut, stop) > first:
         stop = text.rfind(" ", cut, stop)
