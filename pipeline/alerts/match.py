@@ -261,7 +261,10 @@ def _pairs(
         aid: (by_id[str(hit.source["rule_id"])], str(hit.source["story_id"]))
         for aid, hit in existing.items()
     }
-    muted = muted_stories(es, names, stories)
+    everywhere = [rule for rule in rules if rule.query is None and rule.breaking_sources]
+    # Only a new alert asks whether its story is muted (an existing one was muted in place).
+    asking = everywhere or any(found for found in matched.values())
+    muted = muted_stories(es, names, stories) if asking else set()
     for rule_id, found in matched.items():
         for ident in sorted(found):
             story = batch[ident].story
@@ -270,7 +273,6 @@ def _pairs(
                 report.muted += 1
                 continue
             pairs.setdefault(aid, (by_id[rule_id], story))
-    everywhere = [rule for rule in rules if rule.query is None and rule.breaking_sources]
     arrivals = story_arrivals(es, names, stories) if everywhere else {}
     for rule in everywhere:
         for story in sorted(set(stories) - muted):
