@@ -285,7 +285,10 @@ class AlertRule(BaseModel):
         for lang, query in value.items():
             if lang not in LANGUAGE_FIELDS:
                 known = ", ".join(LANGUAGE_FIELDS)
-                raise ValueError(f"unknown language {lang!r}: queries can use {known}")
+                raise ValueError(
+                    f"unknown language {lang!r}: queries can use the {len(LANGUAGE_FIELDS)} "
+                    f"languages of the language table ({known})"
+                )
             try:
                 parse_query(query)
             except QuerySyntaxError as exc:
@@ -303,6 +306,12 @@ class AlertRule(BaseModel):
     def digest_seconds(self) -> int:
         """The digest interval in seconds."""
         return parse_duration(self.digest)
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The languages whose articles the rule reads: its queries', less those filtered out."""
+        chosen = self.filters.languages if self.filters and self.filters.languages else ()
+        return tuple(sorted(lang for lang in self.queries if not chosen or lang in chosen))
 
 
 class _SourcesFile(BaseModel):

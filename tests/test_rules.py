@@ -229,9 +229,9 @@ def _alerts(queries: str, extra: str = "") -> str:
             "(column 11)",
         ),
         (
-            _alerts("      it: NATO\n"),
+            _alerts("      hy: NATO\n"),
             "alerts[0] (id=nato-enlargement).queries",
-            "unknown language 'it'",
+            "unknown language 'hy'",
         ),
         (
             _alerts("      en: NATO\n", "    filters:\n      languages: [de]\n"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,15 +18,18 @@ from elastic_transport import TransportError
 from elasticsearch import ApiError, Elasticsearch
 
 from pipeline.alerts.highlight import highlighted
-from pipeline.alerts.query import compile_rule
-from pipeline.alerts.rules import check_terms
+from pipeline.alerts.query import Term, compile_rule, parse_query, terms
+from pipeline.alerts.rules import analyse, check_terms
 from pipeline.errors import ConfigError
+from pipeline.languages import language
 from pipeline.settings import AlertRule
 from pipeline.store.client import IndexNames, call, load_template
 
 __all__ = [
     "ARTICLE_SUFFIXES",
+    "Analysed",
     "RuleHit",
+    "RuleQuery",
     "TrialResult",
     "article_files",
     "read_article_file",
@@ -37,18 +40,39 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
+class Analysed:
+    """A word or phrase and the terms its language's analyser makes of it (what is matched)."""
+
+    text: str
+    terms: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class RuleHit:
-    """A rule that matched a file, with the words it matched and a highlighted snippet."""
+    """A rule that matched a file: the words it matched, as written and as analysed, a snippet."""
 
     rule_id: str
     name: str
     terms: tuple[str, ...]
     snippet: str
+    analysed: tuple[Analysed, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RuleQuery:
+    """A rule's query in the file's language: each of its words and phrases as analysed.
+
+    A prefix (``expans*``) is analysed like a word and then matched as a prefix of terms.
+    """
+
+    rule_id: str
+    analyser: str
+    terms: tuple[Analysed, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class TrialResult:
-    """One file run through the rules: its language and the rules that match it."""
+    """One file run through the rules: its language, the rules that match, what they search."""
 
     file: str
     title: str
@@ -56,6 +80,7 @@ class TrialResult:
     probability: float
     method: str
     hits: tuple[RuleHit, ...]
+    queries: tuple[RuleQuery, ...] = ()
 
 
 # What `newsradar alerts test DIR` tries in a directory.
@@ -142,11 +167,18 @@ def try_rules(
         settings=template["settings"],
         mappings=template["mappings"],
     )
+    cache: dict[tuple[str, str], Analysed] = {}
+
+    def analysed(lang: str, text: str) -> Analysed:
+        if (lang, text) not in cache:
+            cache[lang, text] = Analysed(text, call(es, analyse, es, lang, text))
+        return cache[lang, text]
+
     try:
         for number, path in enumerate(files):
             title, text, hint = read_article_file(path, now=now)
-            language = detect_language(title, text, hint=hint)
-            lang = language.language
+            detected = detect_language(title, text, hint=hint)
+            lang = detected.language
             document: dict[str, Any] = {"title": title, "text": text, "language": lang}
             if f"text_{lang}" in template["mappings"]["properties"]:
                 document[f"title_{lang}"] = title
@@ -157,15 +189,21 @@ def try_rules(
             for rule in rules:
                 if _matches(es, index, queries[rule.id], doc_id):
                     hit = highlighted(es, index, rule, [doc_id])[doc_id]
-                    hits.append(RuleHit(rule.id, rule.name, hit.terms, hit.snippet))
+                    matched = tuple(analysed(lang, term) for term in hit.terms)
+                    hits.append(RuleHit(rule.id, rule.name, hit.terms, hit.snippet, matched))
             results.append(
                 TrialResult(
                     file=str(path),
                     title=title,
                     language=lang,
-                    probability=round(language.probability, 3),
-                    method=language.method,
+                    probability=round(detected.probability, 3),
+                    method=detected.method,
                     hits=tuple(hits),
+                    queries=tuple(
+                        _rule_query(rule.id, lang, rule.queries[lang], analysed)
+                        for rule in rules
+                        if lang in rule.queries
+                    ),
                 )
             )
     finally:
@@ -174,6 +212,25 @@ def try_rules(
         except (TransportError, ApiError) as exc:
             log.warning("could not remove the test index %s: %s", index, exc)
     return results
+
+
+def _rule_query(
+    rule_id: str, lang: str, query: str, analysed: Callable[[str, str], Analysed]
+) -> RuleQuery:
+    """``query``'s words and phrases through ``lang``'s analyser, each once, in order."""
+    seen: dict[str, Analysed] = {}
+    for term in terms(parse_query(query)):
+        written = f"{term.text}*" if isinstance(term, Term) and term.prefix else term.text
+        if written in seen:
+            continue
+        found = analysed(lang, term.text)
+        if written != term.text:
+            # What bool_prefix searches: the analysed word's last term as a prefix.
+            prefix = (*found.terms[:-1], f"{found.terms[-1]}*") if found.terms else ()
+            found = Analysed(written, prefix)
+        seen[written] = found
+    entry = language(lang)
+    return RuleQuery(rule_id, entry.analyser if entry else lang, tuple(seen.values()))
 
 
 def _matches(es: Elasticsearch, index: str, query: dict[str, Any], doc_id: str) -> bool:

@@ -29,6 +29,8 @@ import justext
 import yaml
 from anyascii import anyascii
 
+from pipeline.languages import language as table_entry
+
 __all__ = [
     "DEFAULT_EVENT_CONFIG",
     "EventConfig",
@@ -54,14 +56,6 @@ _SPECIFIC: Final = (NAME, NUMBER, DATE)
 MAX_TERMS: Final = 60
 MAX_KEYS: Final = 80
 
-_JUSTEXT_LANGUAGES: Final = {
-    "en": "English",
-    "ru": "Russian",
-    "uk": "Ukrainian",
-    "fr": "French",
-    "de": "German",
-    "es": "Spanish",
-}
 _WORD = re.compile(r"[^\W\d_](?:[^\W\d_]|['’\-](?=[^\W\d_]))*")
 _ELISION = re.compile(r"(?:[ldjnmtsc]|qu|jusqu|lorsqu|puisqu)['’](?=\w)", re.IGNORECASE)
 _POSSESSIVE = re.compile(r"['’]s$")
@@ -560,10 +554,11 @@ def _stems(text: str, stop: frozenset[str]) -> list[str]:
 
 @cache
 def _stoplist(language: str) -> frozenset[str]:
-    name = _JUSTEXT_LANGUAGES.get(language)
-    if name is None:
+    # justext's stop list of the language (pipeline/languages.py names it), where it has one.
+    entry = table_entry(language)
+    if entry is None or entry.justext is None:
         return frozenset()
-    return frozenset(justext.get_stoplist(name))
+    return frozenset(justext.get_stoplist(entry.justext))
 
 
 @dataclass(frozen=True, slots=True)
