@@ -59,7 +59,8 @@ def _table() -> str:
         plugin = f"`{entry.plugin}`" if entry.plugin else "analysis-common"
         if not entry.stemmed:
             plugin = "—"
-        rows.append(f"| `{entry.code}` | {entry.name} | {analyser} | {plugin} | {entry.stemming} |")
+        does = entry.stemming.replace("*", "\\*")  # a bare * would start emphasis
+        rows.append(f"| `{entry.code}` | {entry.name} | {analyser} | {plugin} | {does} |")
     return "\n".join(rows)
 
 
