@@ -241,6 +241,10 @@ class Source(BaseModel):
         return self
 
 
+# YAML 1.1 (PyYAML) reads an unquoted no, the code of Norwegian, as the boolean false.
+_UNQUOTED_NO: Final = 'YAML reads an unquoted no as false: write Norwegian as "no"'
+
+
 class RuleFilters(BaseModel):
     """Which articles a rule may match at all; an empty list does not filter."""
 
@@ -249,6 +253,13 @@ class RuleFilters(BaseModel):
     sources: tuple[str, ...] = ()
     languages: tuple[str, ...] = ()
     countries: tuple[Annotated[str, Field(pattern=r"^[A-Z]{2}$")], ...] = ()
+
+    @field_validator("languages", mode="before")
+    @classmethod
+    def _no_is_norwegian(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple) and any(isinstance(v, bool) for v in value):
+            raise ValueError(_UNQUOTED_NO)
+        return value
 
 
 class AlertRule(BaseModel):
@@ -272,6 +283,13 @@ class AlertRule(BaseModel):
     @classmethod
     def _digest_is_duration(cls, value: str) -> str:
         parse_duration(value)
+        return value
+
+    @field_validator("queries", mode="before")
+    @classmethod
+    def _no_is_norwegian(cls, value: Any) -> Any:
+        if isinstance(value, dict) and any(isinstance(key, bool) for key in value):
+            raise ValueError(_UNQUOTED_NO)
         return value
 
     @field_validator("queries")

@@ -175,10 +175,12 @@ def _add_analysers(es: Elasticsearch, alias: str, settings: dict[str, Any]) -> b
     wanted: dict[str, Any] = settings.get("analysis", {}).get("analyzer", {})
     if not wanted:
         return False
+    # An index without any analyser is left out of the answer, so the alias says which there are.
     stored = es.indices.get_settings(index=alias, name="index.analysis.analyzer.*").body
     changed = False
-    for index, body in sorted(stored.items()):
-        present = body.get("settings", {}).get("index", {}).get("analysis", {}).get("analyzer", {})
+    for index in sorted(es.indices.get_alias(name=alias).body):
+        settings_of = stored.get(index, {}).get("settings", {}).get("index", {})
+        present = settings_of.get("analysis", {}).get("analyzer", {})
         missing = {name: spec for name, spec in wanted.items() if name not in present}
         if not missing:
             continue
