@@ -102,10 +102,12 @@ bench: install es-up
 	$(VENV)/bin/python bench/bench_extract.py
 	$(VENV)/bin/python bench/bench_language_dedup.py
 	$(VENV)/bin/python bench/bench_stories.py
+	$(VENV)/bin/python bench/bench_events.py
 	$(VENV)/bin/python bench/bench_pull.py --es
 	$(VENV)/bin/python bench/bench_crawl.py
 	$(VENV)/bin/python bench/bench_index.py
 	$(VENV)/bin/python bench/bench_alerts.py
+	$(VENV)/bin/python bench/bench_matching.py
 
 es-up:
 	bash docker/es-up.sh

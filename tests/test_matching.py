@@ -153,6 +153,41 @@ def test_a_refused_rule_is_recorded_and_the_other_rules_still_match(world: World
     assert all(isinstance(r, StoredRule) for r in load_rules(world.es, world.names))
 
 
+def test_hundreds_of_rules_run_a_hundred_to_a_search_and_a_refused_one_is_found(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 250 more rules: every tenth one matches the article ("NATO"), the others a word it lacks.
+    rules = []
+    for n in range(250):
+        rule = world.es.get(index=world.names.alert_rules, id="nato-enlargement")["_source"]
+        rule.update(rule_id=f"r{n:03d}", name=f"Rule {n}", fingerprint=f"r{n}")
+        word = "NATO" if n % 10 == 0 else f"absentword{n}"
+        rule["query"] = {"match": {"text_en": word}}
+        rules.append({"index": {"_index": world.names.alert_rules, "_id": f"r{n:03d}"}})
+        rules.append(rule)
+    world.es.bulk(operations=rules, refresh=True)
+    _store_broken_rule(world)
+    searches: list[int] = []
+    real = world.es.msearch
+
+    def counted(**kwargs: Any) -> Any:
+        searches.append(len(kwargs["searches"]) // 2)
+        return real(**kwargs)
+
+    monkeypatch.setattr(world.es, "msearch", counted)
+    _pending(world, "original")
+    report = match_pending(world.es, world.names, now=T0)
+    assert sorted(report.matched) == sorted(
+        ["nato-enlargement", *(f"r{n:03d}" for n in range(0, 250, 10))]
+    )
+    assert list(report.refused) == ["broken"]
+    # 252 rules: three searches; the one holding the refused rule again, one rule a search.
+    assert searches == [3, 100]
+    world.es.indices.refresh(index=world.names.alert_outbox)
+    count = world.es.count(index=world.names.alert_outbox, query={"term": {"kind": "alert"}})
+    assert count["count"] == 26
+
+
 def test_status_shows_unmatched_articles_and_refused_rules(
     world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -326,6 +326,35 @@ def test_a_report_joining_a_story_already_mailed_is_neither_mailed_nor_listed_el
     assert "Other reports" not in second and "Also reported by" not in second
 
 
+def test_an_earlier_report_arriving_late_and_leading_the_story_raises_no_second_alert(
+    es_client: Elasticsearch, es_settings: Settings
+) -> None:
+    world = _world(es_client, es_settings, _rule(en=EN_QUERY, ru=RU_QUERY))
+    handler = ScriptedHandler()
+    # The Russian report is crawled first and mailed as a story of its own...
+    ru = _index(
+        world, {"ru-1954": _document("ru-1954", REPORTS["ru-1954"], story="ru-1954", fetched=T0)}
+    )
+    match_new(world.es, world.names, ru, now=T0)
+    assert _send(world, handler, T0).sent == 1
+    # ...then the English one, published earlier, arrives: it leads the story now, and the
+    # Russian report moves into it (as pipeline.store.stories settles a late earlier article).
+    later = T0 + timedelta(hours=2)
+    english = _document("en-1954", REPORTS["en-1954"], story=STORY, fetched=later)
+    english["published"] = (T0 - timedelta(hours=3)).isoformat()
+    moved = _document("ru-1954", REPORTS["ru-1954"], story=STORY, fetched=T0, related_to="en-1954")
+    _index(world, {"en-1954": english, "ru-1954": moved})
+    again = match_new(world.es, world.names, ["en-1954"], now=later)
+    # The alert raised for the Russian report stands for the story: it takes the English one
+    # in, and no second alert, and no second mail, follows.
+    assert (again.created, again.updated) == (0, 1)
+    [alert] = _outbox(world, "alert")
+    assert sorted(alert["articles"]) == ["en-1954", "ru-1954"]
+    assert alert["pending_for"] == []
+    assert _send(world, handler, later + timedelta(days=1)).sent == 0
+    assert len(handler.received) == 1
+
+
 def test_two_alerts_whose_stories_became_one_give_one_item(
     es_client: Elasticsearch, es_settings: Settings
 ) -> None:

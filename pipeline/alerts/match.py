@@ -27,18 +27,19 @@ from typing import Any, Final
 
 from elasticsearch import Elasticsearch
 
+from pipeline.alerts.batch_rules import run_rules
 from pipeline.alerts.outbox import alert_id
 from pipeline.alerts.reads import ROUNDS, Hit, iso, mget, scan
-from pipeline.alerts.rules import RuleError, StoredRule, load_rules, record_rule_health
+from pipeline.alerts.rules import StoredRule, load_rules, record_rule_health
 from pipeline.store.bulk import BulkAction, BulkReport, write
-from pipeline.store.client import IndexNames, SearchUnavailable, call, node_url
+from pipeline.store.client import IndexNames, call
 
 __all__ = ["MatchReport", "match_new", "match_pending", "matching_health"]
 
 log = logging.getLogger(__name__)
 
-# Ids per search: Elasticsearch returns at most index.max_result_window (10 000) hits.
-_IDS_PER_SEARCH: Final = 5000
+# Articles of the batch's new stories read to find an earlier alert for one of them.
+_MAX_MEMBERS: Final = 10_000
 
 
 @dataclass(slots=True)
@@ -107,7 +108,7 @@ def match_new(
     report.missing = len(ids) - len(batch)
     if not batch:
         return report
-    matched, report.refused = _run_rules(es, names, rules, sorted(batch))
+    matched, report.refused = run_rules(es, names, rules, sorted(batch))
     record_rule_health(es, names, rules, report.refused, now=now)
     for rule_id, article_set in matched.items():
         if not article_set:
@@ -152,10 +153,24 @@ def _write_alerts(
     stories: dict[str, list[_Article]] = defaultdict(list)
     for article in batch.values():
         stories[article.story].append(article)
-    # Every (rule, story) of the batch: a new match creates the alert; an existing alert also
-    # takes this batch's copies, whether or not a copy's wording matches the rule.
-    pairs = {alert_id(rule.id, story): (rule, story) for rule in rules for story in stories}
-    existing = mget(es, names.alert_outbox, sorted(pairs))
+    # The (rule, story) pairs the batch can change: a new match creates the alert; an existing
+    # alert also takes this batch's copies and reports, whether or not the rule matched them.
+    # Only those are looked up: the alerts of the batch's stories, and the matched pairs.
+    by_id = {rule.id: rule for rule in rules}
+    existing = _alerts_of(es, names, sorted(stories), by_id)
+    pairs = {
+        aid: (by_id[str(hit.source["rule_id"])], str(hit.source["story_id"]))
+        for aid, hit in existing.items()
+    }
+    for rule_id, found in matched.items():
+        for ident in found:
+            story = batch[ident].story
+            pairs.setdefault(alert_id(rule_id, story), (by_id[rule_id], story))
+    # A story's id changes when an earlier-published report arrives late and leads it now:
+    # the alert raised under its old id still stands for it, and is the one kept up to date.
+    for aid, earlier in _earlier_alerts(es, names, pairs, existing).items():
+        pairs[earlier.id] = pairs.pop(aid)
+        existing[earlier.id] = earlier
     relevant = {pairs[aid][1] for aid in existing} | {
         batch[article].story for found in matched.values() for article in found
     }
@@ -197,6 +212,85 @@ def _write_alerts(
     else:
         log.warning("%d alert(s) still contended after %d rounds", len(pending), ROUNDS)
     return verdicts
+
+
+def _alerts_of(
+    es: Elasticsearch, names: IndexNames, stories: Sequence[str], rules: Mapping[str, StoredRule]
+) -> dict[str, Hit]:
+    """The stored rules' alerts of these stories, by alert id: one search, however many rules."""
+    if not stories:
+        return {}
+    # Searches see refreshed documents only; a create racing this read fails with a conflict
+    # and is read again (_count_writes), so none is missed.
+    call(es, es.indices.refresh, index=names.alert_outbox)
+    found: dict[str, Hit] = {}
+    for start in range(0, len(stories), 1000):
+        query = {
+            "bool": {
+                "filter": [
+                    {"term": {"kind": "alert"}},
+                    {"terms": {"story_id": list(stories[start : start + 1000])}},
+                ]
+            }
+        }
+        for hit in scan(es, names.alert_outbox, query, limit=1_000_000):
+            if str(hit.source.get("rule_id")) in rules:
+                found[hit.id] = hit
+    return found
+
+
+def _earlier_alerts(
+    es: Elasticsearch,
+    names: IndexNames,
+    pairs: Mapping[str, tuple[StoredRule, str]],
+    existing: Mapping[str, Hit],
+) -> dict[str, Hit]:
+    """Alert id -> the rule's alert raised earlier for an article of that story, if any.
+
+    Only for (rule, story) pairs without an alert of their own id: one search for the
+    stories' articles, one for the alerts that list any of them.
+    """
+    missing = {aid: pair for aid, pair in pairs.items() if aid not in existing}
+    stories = sorted({story for _, story in missing.values()})
+    if not stories:
+        return {}
+    members: dict[str, str] = {}  # article id -> its story
+    for start in range(0, len(stories), 1000):
+        response = call(
+            es,
+            es.search,
+            index=names.articles,
+            query={"terms": {"story_id": stories[start : start + 1000]}},
+            size=_MAX_MEMBERS,
+            source_includes=["story_id"],
+            track_total_hits=False,
+        )
+        members.update((h["_id"], h["_source"]["story_id"]) for h in response["hits"]["hits"])
+    if not members:
+        return {}
+    rules = sorted({rule.id for rule, _ in missing.values()})
+    found = scan(  # the outbox was refreshed by _alerts_of
+        es,
+        names.alert_outbox,
+        {
+            "bool": {
+                "filter": [
+                    {"term": {"kind": "alert"}},
+                    {"terms": {"rule_id": rules}},
+                    {"terms": {"articles": sorted(members)}},
+                ]
+            }
+        },
+        sort=("matched_at",),
+    )
+    by_pair = {(rule.id, story): aid for aid, (rule, story) in missing.items()}
+    earlier: dict[str, Hit] = {}
+    for hit in found:  # oldest first: the first alert of a story stays its alert
+        for article in hit.source.get("articles", ()):
+            aid = by_pair.get((str(hit.source["rule_id"]), members.get(article, "")))
+            if aid is not None and aid not in earlier and hit.id not in pairs:
+                earlier[aid] = hit
+    return earlier
 
 
 def _count_writes(written: BulkReport, report: MatchReport) -> set[str]:
@@ -380,57 +474,6 @@ def _batch_articles(
                 order=(str(source.get("indexed") or ""), str(source.get("published") or "")),
             )
     return found
-
-
-def _run_rules(
-    es: Elasticsearch, names: IndexNames, rules: Sequence[StoredRule], ids: Sequence[str]
-) -> tuple[dict[str, set[str]], dict[str, str]]:
-    """Rule id -> the batch's article ids it matches: one msearch of rules x ids filter.
-
-    Also returns the rules Elasticsearch refused (4xx), with the reason: one bad rule must not
-    keep every other rule from matching. A 5xx is the cluster's trouble, not the rule's, and
-    raises SearchUnavailable so the batch is matched again later.
-    """
-    searches: list[dict[str, Any]] = []
-    owners: list[str] = []
-    for start in range(0, len(ids), _IDS_PER_SEARCH):
-        chunk = list(ids[start : start + _IDS_PER_SEARCH])
-        for rule in rules:
-            searches.append({"index": names.articles})
-            searches.append(
-                {
-                    "query": {
-                        "bool": {"must": [rule.query], "filter": [{"ids": {"values": chunk}}]}
-                    },
-                    "size": len(chunk),
-                    "_source": False,
-                    "track_total_hits": False,
-                }
-            )
-            owners.append(rule.id)
-    response = call(es, es.msearch, searches=searches)
-    matched: dict[str, set[str]] = defaultdict(set)
-    refused: dict[str, str] = {}
-    for rule_id, answer in zip(owners, response["responses"], strict=True):
-        if "error" in answer:
-            error = answer["error"]
-            reason = _error_reason(error)
-            if int(answer.get("status", 400)) >= 500:
-                raise SearchUnavailable(node_url(es), f"rule {rule_id}: {reason}")
-            refused[rule_id] = f"Elasticsearch refused its query: {reason}"
-            log.error("%s", RuleError(rule_id, refused[rule_id]))
-            continue
-        matched[rule_id].update(hit["_id"] for hit in answer["hits"]["hits"])
-    return matched, refused
-
-
-def _error_reason(error: object) -> str:
-    """The most telling reason in an Elasticsearch error body (the root cause's, when given)."""
-    if not isinstance(error, dict):
-        return str(error)
-    causes = error.get("root_cause") or []
-    cause = causes[0] if causes and isinstance(causes[0], dict) else error
-    return str(cause.get("reason") or error.get("reason") or error.get("type") or error)
 
 
 def _story_sources(
