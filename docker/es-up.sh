@@ -35,7 +35,8 @@ plugin_build="1.1.0-$(cat "$root/docker/es/pom.xml" $(find "$root/docker/es/plug
   | sha1sum | cut -c1-12)"
 if curl -fsS -m 2 "$url/_cluster/health" >/dev/null 2>&1; then
   running=$(curl -fsS -m 5 "$url/_nodes/plugins?filter_path=nodes.*.plugins.name,nodes.*.plugins.version" 2>/dev/null \
-    | grep -oE '"name":"newsradar-local","version":"[^"]*"' | head -n1 | sed -E 's/.*"version":"([^"]*)"/\1/' || true)
+    | grep -oE '"name" *: *"newsradar-local" *, *"version" *: *"[^"]*"' | head -n1 \
+    | sed -E 's/.*"version" *: *"([^"]*)"/\1/' || true)
   if [ -n "$running" ] && [ "$running" != "$plugin_build" ]; then
     fail "the node on $url runs local-node plugin $running, this checkout builds $plugin_build (new analysers); stop it (make es-down, with the same NEWSRADAR_PORT_BASE) and start it again"
   fi
