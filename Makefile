@@ -99,6 +99,7 @@ site: install
 	$(VENV)/bin/python -m devtools.demosite
 
 bench: install es-up
+	$(VENV)/bin/python bench/bench_real.py
 	$(VENV)/bin/python bench/bench_extract.py
 	$(VENV)/bin/python bench/bench_language_dedup.py
 	$(VENV)/bin/python bench/bench_stories.py
