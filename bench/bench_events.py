@@ -6,29 +6,28 @@ Run from the repository root, the local node up (``make es-up``)::
     .venv/bin/python bench/bench_events.py --sizes 1000,10000    # a quick run
 
 It checks that assigning an article to a story does not cost more as the index grows: an
-article's event candidates are one weighted-terms search on its names, numbers and dates,
-filtered to the window around its publication time and cut at ``max_candidates``
-(``pipeline.store.story_events``). Per size, under a throwaway index prefix of its own (deleted
-afterwards, also on failure):
+article's event candidates are one weighted-terms search on its names, numbers and dates in the
+window around its publication time, at most ``max_candidates`` (pipeline.store.story_events).
+Per size, under a throwaway index prefix of its own (deleted afterwards, also on failure):
 
 1. Fill: ``--per-day`` articles a day (1,700: 100,000 span 59 days, the 72 h before an article
    hold ~5,000), written with the bulk helper, not through ``ingest``: reports of generated
-   events (bench/corpus.py: two people, a place, a date and figures, people and places as
-   frequent as Zipf's law has them), 1 to 8 per event, in five languages, with the story
-   fields ``ingest`` would give them (an event's earliest report ``first``, a later one
-   ``same_event`` when ``compare`` joins it to an earlier one) and their story documents.
+   events (bench/corpus.py: two people, a place, a date, figures; people and places as frequent
+   as Zipf's law has them), 1 to 8 per event, in five languages, with the story fields and
+   story documents ``ingest`` would give them (``compare`` decides ``same_event``).
 2. Ingest ``--batches`` batches of ``--batch`` new articles (after ``--warmup`` untimed ones)
    published in the last 72 h of the span: ~30% new reports of stored events, ~10% near
    copies of stored articles, the rest reports of new events (1 to 4 each). Fingerprints and
    signatures are made first, as normalisation makes them; ``ingest`` alone is timed.
 
-Columns: stored articles, the days they span and how many lie in a new article's window;
-ingest ms per article (mean; fastest-slowest batch); ``EventMatcher.lookup`` ms per article
-(its msearch calls and reading their hits; the method is wrapped in this script), its share,
-and the node's own ``took`` for it; candidates per search, share of searches cut at
-``max_candidates``; what all new articles became: same-event joins, copies, joins to another
-event's article (wrong: the generator's three topics and sentence pools make unrelated reports
-of a topic alike), and of those with another report of their event, how many share its story.
+Columns: stored articles, days they span, how many lie in a new article's window; ingest ms per
+article (mean; fastest-slowest batch); ``EventMatcher.lookup`` ms per article (its msearch
+calls and reading the hits; wrapped in this script only), its share, the node's own ``took``
+for it; the copy candidates' lookup (``Matcher.lookup``) ms per article; event candidates per
+search, share of searches cut at ``max_candidates``; what all new articles became: same-event
+joins, copies, joins to another event's article (wrong: the generator's three topics and
+sentence pools make unrelated reports alike), and of those with another report of their
+event, how many share its story.
 """
 
 from __future__ import annotations
@@ -65,6 +64,7 @@ from pipeline.store.articles import article_document, iso_utc
 from pipeline.store.client import IndexNames, connect, install
 from pipeline.store.stories import event_config, ingest
 from pipeline.store.story_events import EventMatcher
+from pipeline.store.story_match import Matcher
 
 START: Final = datetime(2024, 1, 1, tzinfo=UTC)
 SOURCES_PER_LANGUAGE: Final = 8
@@ -156,9 +156,7 @@ def _plan_new(
 ) -> None:
     """New reports of recent stored events, copies of recent articles, reports of new events."""
     since = corpus.end - window
-    recent = [
-        e for e, reports in enumerate(corpus.stored) if reports and reports[0].published >= since
-    ]
+    recent = [e for e, told in enumerate(corpus.stored) if told and told[0].published >= since]
     recent_reports = [r for e in recent for r in corpus.stored[e]]
     articles: list[Report] = []
     while len(articles) < batches * size:
@@ -303,9 +301,7 @@ def _story_documents(
 def _refresh_off(es: Elasticsearch, index: str) -> Iterator[None]:
     """No refresh during a bulk load (as for any bulk load); the index's setting restored."""
     stored = es.indices.get_settings(index=index, name="index.refresh_interval", flat_settings=True)
-    saved = {
-        name: value["settings"].get("index.refresh_interval") for name, value in stored.items()
-    }
+    saved = {i: v["settings"].get("index.refresh_interval") for i, v in stored.items()}
     es.indices.put_settings(index=index, settings={"index.refresh_interval": "-1"})
     try:
         yield
@@ -317,18 +313,14 @@ def _refresh_off(es: Elasticsearch, index: str) -> Iterator[None]:
 
 def fill(
     es: Elasticsearch, names: IndexNames, corpus: Corpus, config: EventConfig, processes: int
-) -> float:
-    """Write the stored events' articles and stories with the bulk helper; mean event keys."""
+) -> None:
+    """Write the stored events' articles and stories with the bulk helper."""
     events = list(zip(corpus.facts, corpus.stored, strict=False))
     parts = [events[i : i + 50] for i in range(0, len(events), 50)]
-    keys = [0, 0]  # specific keys, articles
 
     def actions(results: Iterable[list[tuple[str, str, dict[str, Any]]]]) -> Iterator[Any]:
         for documents in results:
             for kind, ident, document in documents:
-                if kind == "article":
-                    keys[0] += len(specific_keys(document["event_keys"]))
-                    keys[1] += 1
                 index = names.articles if kind == "article" else names.stories
                 yield {"_op_type": "create", "_index": index, "_id": ident, "_source": document}
 
@@ -338,7 +330,6 @@ def fill(
         # Rendering and fingerprinting run in the workers while the node indexes.
         for _ in streaming_bulk(es, actions(results), chunk_size=500, max_chunk_bytes=20 << 20):
             pass
-    return keys[0] / max(keys[1], 1)
 
 
 @dataclass(slots=True)
@@ -348,6 +339,7 @@ class Timed:
     articles: int
     seconds: float = 0.0
     lookup_seconds: float = 0.0  # in EventMatcher.lookup
+    copy_seconds: float = 0.0  # in Matcher.lookup: the copy (band key) candidates
     took_ms: float = 0.0  # the node's own time for its searches
     searches: int = 0
     candidates: int = 0
@@ -373,16 +365,16 @@ class _TookRecorder:
 
 @contextmanager
 def metered(meter: Timed) -> Iterator[None]:
-    """Time every ``EventMatcher.lookup`` into ``meter`` while the block runs."""
-    original = EventMatcher.lookup
+    """Time each ``EventMatcher.lookup`` and ``Matcher.lookup`` into ``meter`` in the block."""
+    events, copies = EventMatcher.lookup, Matcher.lookup
 
-    def lookup(matcher: EventMatcher, ids: Sequence[str]) -> None:
+    def event_lookup(matcher: EventMatcher, ids: Sequence[str]) -> None:
         before = set(matcher.candidates)
         es = matcher.batch.es
         matcher.batch.es = cast(Elasticsearch, _TookRecorder(es, meter))
         started = time.perf_counter()
         try:
-            original(matcher, ids)
+            events(matcher, ids)
         finally:
             meter.lookup_seconds += time.perf_counter() - started
             matcher.batch.es = es
@@ -390,23 +382,31 @@ def metered(meter: Timed) -> Iterator[None]:
         meter.candidates += sum(found)
         meter.capped += sum(n >= matcher.batch.events.max_candidates for n in found)
 
-    EventMatcher.lookup = lookup  # type: ignore[method-assign,assignment]
+    def copy_lookup(matcher: Matcher, ids: Sequence[str]) -> None:
+        started = time.perf_counter()
+        copies(matcher, ids)
+        meter.copy_seconds += time.perf_counter() - started
+
+    EventMatcher.lookup = event_lookup  # type: ignore[method-assign,assignment]
+    Matcher.lookup = copy_lookup  # type: ignore[method-assign,assignment]
     try:
         yield
     finally:
-        EventMatcher.lookup = original  # type: ignore[method-assign]
+        EventMatcher.lookup = events  # type: ignore[method-assign]
+        Matcher.lookup = copies  # type: ignore[method-assign]
 
 
 def ingest_batches(
     es: Elasticsearch, names: IndexNames, corpus: Corpus, config: EventConfig, warmup: int
-) -> tuple[list[Timed], float]:
-    """Ingest the new batches one by one; the timed ones, and normalisation ms per article."""
+) -> tuple[list[Timed], float, float]:
+    """Ingest the batches one by one: the timed ones, ms to normalise an article, its keys."""
     timed: list[Timed] = []
-    normalising = 0.0
+    normalising = keys = 0.0
     for k, reports in enumerate(corpus.batches):
         started = time.perf_counter()
         articles = [normalised(r, corpus.facts[r.event]) for r in reports]
         normalising += time.perf_counter() - started
+        keys += sum(len(specific_keys(a.event.keys)) for a in articles if a.event is not None)
         # Fetched after everything stored, a minute apart, as successive crawl runs.
         fetched = corpus.end + timedelta(hours=1, minutes=k)
         batch = Timed(len(articles))
@@ -417,7 +417,7 @@ def ingest_batches(
         if k >= warmup:
             timed.append(batch)
     count = sum(len(b) for b in corpus.batches)
-    return timed, normalising / count * 1000
+    return timed, normalising / count * 1000, keys / count
 
 
 @dataclass(frozen=True, slots=True)
@@ -466,7 +466,7 @@ class SizeResult:
     days: float
     window: float  # stored articles within the window around a new article, on average
     fill_seconds: float
-    keys: float  # specific event keys per stored article, on average
+    keys: float  # names, numbers and dates per new article, on average
     normalise_ms: float  # per new article: fingerprint and signature, not in the timings
     timed: list[Timed]
     quality: Quality
@@ -483,10 +483,10 @@ def run(settings: Settings, args: argparse.Namespace, size: int) -> SizeResult:
     try:
         install(es, names.prefix)
         started = time.perf_counter()
-        keys = fill(es, names, corpus, config, args.processes)
+        fill(es, names, corpus, config, args.processes)
         fill_seconds = time.perf_counter() - started
         print(f"  {size:,} stored in {fill_seconds:,.0f} s; ingesting", file=sys.stderr)
-        timed, normalise_ms = ingest_batches(es, names, corpus, config, args.warmup)
+        timed, normalise_ms, keys = ingest_batches(es, names, corpus, config, args.warmup)
         es.indices.refresh(index=names.articles)
         result_quality = quality(es, names, corpus)
     finally:
@@ -527,6 +527,7 @@ def _row(result: SizeResult) -> dict[str, str]:
         "lookup": f"{lookup / articles * 1000:.1f}",
         "share": f"{lookup / seconds:.0%}",
         "node ms": f"{sum(t.took_ms for t in timed) / articles:.1f}",
+        "copy lookup": f"{sum(t.copy_seconds for t in timed) / articles * 1000:.1f}",
         "cand": f"{sum(t.candidates for t in timed) / searches:.1f}",
         "capped": f"{sum(t.capped for t in timed) / searches:.0%}",
         "joins": str(q.same_event),
