@@ -2,13 +2,13 @@
 
 Run from the repository root, the local node up (``make es-up``)::
 
-    .venv/bin/python bench/bench_events.py                       # 10,000 then 100,000 stored
+    .venv/bin/python bench/bench_events.py                       # 10,000 and 100,000 stored
     .venv/bin/python bench/bench_events.py --sizes 1000,10000    # a quick run
 
 It checks that assigning an article to a story does not cost more as the index grows: an
 article's event candidates are one weighted-terms search on its names, numbers and dates in the
 window around its publication time, at most ``max_candidates`` (pipeline.store.story_events).
-Per size, under a throwaway index prefix of its own (deleted afterwards, also on failure):
+Each size has a throwaway index prefix of its own, deleted afterwards (also on failure):
 
 1. Fill: ``--per-day`` articles a day (1,700: 100,000 span 59 days, the 72 h before an article
    hold ~5,000), written with the bulk helper, not through ``ingest``: reports of generated
@@ -16,18 +16,19 @@ Per size, under a throwaway index prefix of its own (deleted afterwards, also on
    as Zipf's law has them), 1 to 8 per event, in five languages, with the story fields and
    story documents ``ingest`` would give them (``compare`` decides ``same_event``).
 2. Ingest ``--batches`` batches of ``--batch`` new articles (after ``--warmup`` untimed ones)
-   published in the last 72 h of the span: ~30% new reports of stored events, ~10% near
-   copies of stored articles, the rest reports of new events (1 to 4 each). Fingerprints and
-   signatures are made first, as normalisation makes them; ``ingest`` alone is timed.
+   published in the last 72 h: ~30% new reports of stored events, ~10% near copies of stored
+   articles, the rest reports of new events (1 to 4 each). Fingerprints and signatures are
+   made first, as normalisation makes them; ``ingest`` alone is timed. The sizes take turns,
+   batch by batch, so that the load of a shared machine falls on each alike.
 
 Columns: stored articles, days they span, how many lie in a new article's window; ingest ms per
 article (mean; fastest-slowest batch); ``EventMatcher.lookup`` ms per article (its msearch
 calls and reading the hits; wrapped in this script only), its share, the node's own ``took``
 for it; the copy candidates' lookup (``Matcher.lookup``) ms per article; event candidates per
-search, share of searches cut at ``max_candidates``; what all new articles became: same-event
-joins, copies, joins to another event's article (wrong: the generator's three topics and
-sentence pools make unrelated reports alike), and of those with another report of their
-event, how many share its story.
+search, share cut at ``max_candidates``; what the new articles became: same-event joins,
+copies, joins to another event's article (wrong: the generator's three topics and sentence
+pools make unrelated reports alike), and of those with another report of their event, how
+many share its story.
 """
 
 from __future__ import annotations
@@ -97,8 +98,7 @@ class Report:
 
 
 def _weighted(rng: random.Random, table: Sequence[tuple[int, float]]) -> int:
-    values, weights = zip(*table, strict=True)
-    return int(rng.choices(values, weights)[0])
+    return int(rng.choices(*zip(*table, strict=True))[0])
 
 
 def _reports(
@@ -396,28 +396,22 @@ def metered(meter: Timed) -> Iterator[None]:
         Matcher.lookup = copies  # type: ignore[method-assign]
 
 
-def ingest_batches(
-    es: Elasticsearch, names: IndexNames, corpus: Corpus, config: EventConfig, warmup: int
-) -> tuple[list[Timed], float, float]:
-    """Ingest the batches one by one: the timed ones, ms to normalise an article, its keys."""
-    timed: list[Timed] = []
-    normalising = keys = 0.0
-    for k, reports in enumerate(corpus.batches):
+def ingest_batch(es: Elasticsearch, size: Size, k: int, config: EventConfig, warmup: int) -> None:
+    """Normalise and ingest the ``k``-th batch of new articles of ``size``; time it."""
+    corpus = size.corpus
+    started = time.perf_counter()
+    articles = [normalised(r, corpus.facts[r.event]) for r in corpus.batches[k]]
+    size.normalising += time.perf_counter() - started
+    size.keys += sum(len(specific_keys(a.event.keys)) for a in articles if a.event is not None)
+    # Fetched after everything stored, a minute apart, as successive crawl runs.
+    fetched = corpus.end + timedelta(hours=1, minutes=k)
+    batch = Timed(len(articles))
+    with metered(batch):
         started = time.perf_counter()
-        articles = [normalised(r, corpus.facts[r.event]) for r in reports]
-        normalising += time.perf_counter() - started
-        keys += sum(len(specific_keys(a.event.keys)) for a in articles if a.event is not None)
-        # Fetched after everything stored, a minute apart, as successive crawl runs.
-        fetched = corpus.end + timedelta(hours=1, minutes=k)
-        batch = Timed(len(articles))
-        with metered(batch):
-            started = time.perf_counter()
-            ingest(es, names, articles, fetched=fetched, events=config, run_id="bench")
-            batch.seconds = time.perf_counter() - started
-        if k >= warmup:
-            timed.append(batch)
-    count = sum(len(b) for b in corpus.batches)
-    return timed, normalising / count * 1000, keys / count
+        ingest(es, size.names, articles, fetched=fetched, events=config, run_id="bench")
+        batch.seconds = time.perf_counter() - started
+    if k >= warmup:
+        size.timed.append(batch)
 
 
 @dataclass(frozen=True, slots=True)
@@ -458,78 +452,85 @@ def quality(es: Elasticsearch, names: IndexNames, corpus: Corpus) -> Quality:
     return Quality(relations.count("same_event"), relations.count("copy"), wrong, told, together)
 
 
-@dataclass(frozen=True, slots=True)
-class SizeResult:
-    """One size: the stored index, the fill, the timed batches and what they became."""
+@dataclass(slots=True)
+class Size:
+    """One index size under a prefix of its own: its corpus, its fill and its timed batches."""
 
     stored: int
-    days: float
+    corpus: Corpus
+    names: IndexNames
     window: float  # stored articles within the window around a new article, on average
-    fill_seconds: float
-    keys: float  # names, numbers and dates per new article, on average
-    normalise_ms: float  # per new article: fingerprint and signature, not in the timings
-    timed: list[Timed]
-    quality: Quality
+    fill_seconds: float = 0.0
+    timed: list[Timed] = field(default_factory=list)
+    normalising: float = 0.0  # seconds making fingerprints and signatures, not timed
+    keys: int = 0  # names, numbers and dates of the new articles
+    quality: Quality | None = None
 
 
-def run(settings: Settings, args: argparse.Namespace, size: int) -> SizeResult:
-    """Fill a throwaway prefix with ``size`` articles, time the new batches, delete it."""
-    config = event_config(settings)
-    window = timedelta(hours=config.window_hours)
-    batches = args.warmup + args.batches
-    corpus = plan(size, args.per_day, batches, args.batch, window, args.seed)
-    names = IndexNames(f"bench-events-{uuid.uuid4().hex[:8]}")
-    es = connect(settings, timeout=300)
-    try:
-        install(es, names.prefix)
-        started = time.perf_counter()
-        fill(es, names, corpus, config, args.processes)
-        fill_seconds = time.perf_counter() - started
-        print(f"  {size:,} stored in {fill_seconds:,.0f} s; ingesting", file=sys.stderr)
-        timed, normalise_ms, keys = ingest_batches(es, names, corpus, config, args.warmup)
-        es.indices.refresh(index=names.articles)
-        result_quality = quality(es, names, corpus)
-    finally:
-        es.options(ignore_status=404).indices.delete(index=names.pattern)
-        es.options(ignore_status=404).indices.delete_index_template(name=f"{names.prefix}-*")
-        es.close()
+def _in_window(corpus: Corpus, window: timedelta) -> float:
     published = sorted(r.published for reports in corpus.stored for r in reports)
     new = [r.published for batch in corpus.batches for r in batch]
-    in_window = [
+    return statistics.fmean(
         bisect.bisect_right(published, p + window) - bisect.bisect_left(published, p - window)
         for p in new
-    ]
-    return SizeResult(
-        stored=size,
-        days=(corpus.end - START).total_seconds() / 86400,
-        window=statistics.fmean(in_window),
-        fill_seconds=fill_seconds,
-        keys=keys,
-        normalise_ms=normalise_ms,
-        timed=timed,
-        quality=result_quality,
     )
 
 
-def _row(result: SizeResult) -> dict[str, str]:
-    timed, q = result.timed, result.quality
-    articles = sum(t.articles for t in timed)
-    seconds = sum(t.seconds for t in timed)
-    per_batch = [t.seconds / t.articles * 1000 for t in timed]
-    lookup = sum(t.lookup_seconds for t in timed)
-    searches = max(sum(t.searches for t in timed), 1)
+def run(settings: Settings, args: argparse.Namespace, sizes: Sequence[int]) -> list[Size]:
+    """Fill a throwaway prefix per size, time the new batches of all in turns, delete them."""
+    config = event_config(settings)
+    window = timedelta(hours=config.window_hours)
+    batches = args.warmup + args.batches
+    es = connect(settings, timeout=300)
+    runs: list[Size] = []
+    try:
+        for stored in sizes:
+            corpus = plan(stored, args.per_day, batches, args.batch, window, args.seed)
+            names = IndexNames(f"bench-events-{uuid.uuid4().hex[:8]}")
+            runs.append(size := Size(stored, corpus, names, _in_window(corpus, window)))
+            install(es, names.prefix)
+            started = time.perf_counter()
+            fill(es, names, corpus, config, args.processes)
+            size.fill_seconds = time.perf_counter() - started
+            print(f"  {stored:,} stored in {size.fill_seconds:,.0f} s", file=sys.stderr)
+        # Sizes take turns, so that a change in the machine's load falls on each alike.
+        for k in range(batches):
+            for size in runs:
+                ingest_batch(es, size, k, config, args.warmup)
+        for size in runs:
+            es.indices.refresh(index=size.names.articles)
+            size.quality = quality(es, size.names, size.corpus)
+    finally:
+        for size in runs:
+            quiet = es.options(ignore_status=404)
+            quiet.indices.delete(index=size.names.pattern)
+            quiet.indices.delete_index_template(name=f"{size.names.prefix}-*")
+        es.close()
+    return runs
+
+
+def _total(size: Size, measure: str) -> float:
+    return float(sum(getattr(t, measure) for t in size.timed))
+
+
+def _row(size: Size) -> dict[str, str]:
+    q = size.quality
+    assert q is not None
+    articles, seconds = _total(size, "articles") / 1000, _total(size, "seconds")
+    per_batch = [t.seconds / t.articles * 1000 for t in size.timed]
+    searches = max(_total(size, "searches"), 1)
     return {
-        "stored": f"{result.stored:,}",
-        "days": f"{result.days:.1f}",
-        "window": f"{result.window:,.0f}",
-        "ms/art": f"{seconds / articles * 1000:.1f}",
+        "stored": f"{size.stored:,}",
+        "days": f"{(size.corpus.end - START).total_seconds() / 86400:.1f}",
+        "window": f"{size.window:,.0f}",
+        "ms/art": f"{seconds / articles:.1f}",
         "batches": f"{min(per_batch):.1f}-{max(per_batch):.1f}",
-        "lookup": f"{lookup / articles * 1000:.1f}",
-        "share": f"{lookup / seconds:.0%}",
-        "node ms": f"{sum(t.took_ms for t in timed) / articles:.1f}",
-        "copy lookup": f"{sum(t.copy_seconds for t in timed) / articles * 1000:.1f}",
-        "cand": f"{sum(t.candidates for t in timed) / searches:.1f}",
-        "capped": f"{sum(t.capped for t in timed) / searches:.0%}",
+        "lookup": f"{_total(size, 'lookup_seconds') / articles:.1f}",
+        "share": f"{_total(size, 'lookup_seconds') / seconds:.0%}",
+        "node ms": f"{_total(size, 'took_ms') / articles / 1000:.1f}",
+        "copy lookup": f"{_total(size, 'copy_seconds') / articles:.1f}",
+        "cand": f"{_total(size, 'candidates') / searches:.1f}",
+        "capped": f"{_total(size, 'capped') / searches:.0%}",
         "joins": str(q.same_event),
         "copies": str(q.copies),
         "wrong": str(q.wrong),
@@ -537,8 +538,8 @@ def _row(result: SizeResult) -> dict[str, str]:
     }
 
 
-def report(settings: Settings, args: argparse.Namespace, results: Sequence[SizeResult]) -> None:
-    """Print the command, the set-up and one row per size."""
+def report(settings: Settings, args: argparse.Namespace, sizes: Sequence[Size]) -> None:
+    """Print the command, the set-up, one row per size and how the largest compares."""
     config = event_config(settings)
     print("command:", shlex.join([sys.executable, *sys.argv]))
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -550,32 +551,35 @@ def report(settings: Settings, args: argparse.Namespace, results: Sequence[SizeR
         f"window ±{config.window_hours:g} h, min_shared {config.min_shared}, max_candidates"
         f" {config.max_candidates}; {args.per_day:,.0f} stored articles a day in"
         f" {len(LANGUAGES)} languages; {args.batches} timed batches of {args.batch} new"
-        f" (+{args.warmup} warm-up)"
+        f" (+{args.warmup} warm-up) per size, the sizes in turns"
     )
-    for r in results:
+    for size in sizes:
+        new = sum(len(batch) for batch in size.corpus.batches)
         print(
-            f"{r.stored:,} stored: filled in {r.fill_seconds:,.0f} s"
-            f" ({r.stored / r.fill_seconds:,.0f} articles/s), {r.keys:.1f} names, numbers and"
-            f" dates per article; new articles' fingerprint and signature {r.normalise_ms:.1f}"
-            " ms each (not in the timings)"
+            f"{size.stored:,} stored: filled in {size.fill_seconds:,.0f} s"
+            f" ({size.stored / size.fill_seconds:,.0f} articles/s); new articles: "
+            f"{size.keys / new:.1f} names, numbers and dates each, fingerprint and"
+            f" signature {size.normalising / new * 1000:.1f} ms each (not in the timings)"
         )
-    rows = [_row(result) for result in results]
+    rows = [_row(size) for size in sizes]
     widths = {title: max(len(title), *(len(row[title]) for row in rows)) for title in rows[0]}
     print("  ".join(f"{title:>{width}}" for title, width in widths.items()))
     for row in rows:
         print("  ".join(f"{row[title]:>{width}}" for title, width in widths.items()))
-    if len(results) > 1:
-        first, last = results[0], results[-1]
-        lookup = [sum(t.lookup_seconds for t in r.timed) for r in (first, last)]
-        whole = [sum(t.seconds for t in r.timed) for r in (first, last)]
-        print(
-            f"per article, {last.stored:,} stored against {first.stored:,}:"
-            f" event lookup x{lookup[1] / lookup[0]:.2f}, whole ingest x{whole[1] / whole[0]:.2f}"
-        )
+    if len(sizes) > 1:
+        first, last = sizes[0], sizes[-1]
+        measures = {
+            "ingest": "seconds",
+            "event lookup": "lookup_seconds",
+            "its node time": "took_ms",
+            "copy lookup": "copy_seconds",
+        }
+        ratios = (f"{k} x{_total(last, m) / _total(first, m):.2f}" for k, m in measures.items())
+        print(f"{last.stored:,} stored against {first.stored:,}, per article:", ", ".join(ratios))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse arguments, run each size, print the table."""
+    """Parse arguments, run the sizes, print the table."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="10000,100000", help="stored articles, comma-separated")
     parser.add_argument("--per-day", type=float, default=1700.0, help="stored articles a day")
@@ -586,10 +590,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=max(1, (os.cpu_count() or 2) - 1))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     settings = load_settings()
-    results = [run(settings, args, size) for size in sizes]
-    report(settings, args, results)
+    sizes = run(settings, args, [int(s) for s in args.sizes.split(",") if s.strip()])
+    report(settings, args, sizes)
     return 0
 
 
