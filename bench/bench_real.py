@@ -22,7 +22,9 @@ Where the CPU figures come from:
 - the fork server and the extraction workers (children of the fork server, which the crawl
   process never reaps): /proc/<pid>/stat, sampled every 0.5 s (bench/proc_meter.py);
 - the Elasticsearch node: /proc/<pid>/stat of its java process (the pid file of
-  docker/es-up.sh); the machine: /proc/stat, so the load of other processes is shown too.
+  docker/es-up.sh); a node shared with other work is split by its own timers (indexing,
+  search, get, refresh, merges, flush on this run's indices against all of them); the
+  machine: /proc/stat, so the load of other processes is shown too.
 Peak memory: VmHWM per process, and the largest sampled sum of RSS and of PSS.
 
 ``--profile DIR`` also runs py-spy (``.local/py-spy/bin/py-spy`` or on PATH; install it with
@@ -102,17 +104,41 @@ class Snapshot:
     node: float
     site: float
     machine: float
+    node_work: float  # seconds the node's threads spent on any index (its own timers)
 
     @classmethod
-    def take(cls, node: int | None, site: int) -> Snapshot:
+    def take(cls, node: int | None, site: int, es: Elasticsearch) -> Snapshot:
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        # The node's totals keep the work on indices deleted since: they only grow.
+        stats = es.nodes.stats(node_id="_local", metric="indices", index_metric=_METRICS)
+        [totals] = stats["nodes"].values()
         return cls(
             own=time.process_time(),
             children=usage.ru_utime + usage.ru_stime,
             node=(cpu_seconds(node) or 0.0) if node else 0.0,
             site=cpu_seconds(site) or 0.0,
             machine=busy_seconds(),
+            node_work=sum(work(totals["indices"]).values()),
         )
+
+
+# The node's timers per kind of work, as index and node statistics name them.
+_METRICS = ["indexing", "search", "get", "refresh", "merge", "flush"]
+
+
+def work(stats: dict[str, Any]) -> dict[str, float]:
+    """Seconds per kind of work from an indices-stats section (threads' time, waits included)."""
+    return {
+        "indexing": stats["indexing"]["index_time_in_millis"] / 1000,
+        "search": (
+            stats["search"]["query_time_in_millis"] + stats["search"]["fetch_time_in_millis"]
+        )
+        / 1000,
+        "get": stats["get"]["time_in_millis"] / 1000,
+        "refresh": stats["refresh"]["total_time_in_millis"] / 1000,
+        "merges": stats["merges"]["total_time_in_millis"] / 1000,
+        "flush": stats["flush"]["total_time_in_millis"] / 1000,
+    }
 
 
 @dataclass
@@ -130,7 +156,7 @@ class Measured:
     sampler: TreeSampler
     requests: dict[str, float]  # RequestMeter totals of this process
     node: int | None
-    index_stats: dict[str, Any] = field(default_factory=dict)  # the node's, for our indices
+    ours: dict[str, float] = field(default_factory=dict)  # work(), on this run's indices
     profile: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -166,7 +192,8 @@ def measure_cycle(
     def progress(message: str) -> None:
         marks.setdefault(message.split(":")[0].split(" ")[0], time.thread_time())
 
-    before = Snapshot.take(node, site)
+    plain = Elasticsearch(config.settings.es_url, request_timeout=60)  # not metered
+    before = Snapshot.take(node, site, plain)
     sampler.start()
     started = time.perf_counter()
     report = jobs.ingest(config, es, now=NOW, policy=policy, force_pull=True, progress=progress)
@@ -176,10 +203,9 @@ def measure_cycle(
     deliver_cpu = time.thread_time() - cpu
     delivered = time.perf_counter()
     sampler.stop()
-    after = Snapshot.take(node, site)
-    requests = dict(meter.totals)
-    metrics = ["indexing", "search", "get", "refresh", "merge", "flush"]  # "merges" in the answer
-    index_stats = es.indices.stats(index=config.settings.names.pattern, metric=metrics)
+    after = Snapshot.take(node, site, plain)
+    ours = plain.indices.stats(index=config.settings.names.pattern, metric=_METRICS)
+    plain.close()
     measured = Measured(
         report=report,
         sent=delivery.sent,
@@ -190,9 +216,9 @@ def measure_cycle(
         before=before,
         after=after,
         sampler=sampler,
-        requests=requests,
+        requests=dict(meter.totals),
         node=node,
-        index_stats=dict(index_stats["_all"]["total"]),
+        ours=work(ours["_all"]["total"]),
     )
     if profiler is not None:
         roles = {seen.pid: seen.role for seen in sampler.seen.values()} | {site: "site"}
@@ -239,7 +265,11 @@ def stage_rows(run: Measured) -> list[tuple[str, str, float]]:
         ("stories + articles: lookups, verdicts, bulk, story docs", "crawl", stories),
         ("feed pull into the frontier (10 feeds)", "bench", times.get("pull", 0.0)),
         ("frontier: claim the URLs", "bench", claim),
-        ("frontier: outcomes written back, run stats", "bench", times.get("crawl", 0.0) - claim),
+        (
+            "frontier: outcomes back, run stats, crawl report read",
+            "bench",
+            times.get("crawl", 0.0) - claim,
+        ),
         (
             "match 1 rule, before and after the crawl",
             "bench",
@@ -310,18 +340,14 @@ def print_run(args: argparse.Namespace, pages: list[SitePage], run: Measured) ->
         if run.node
         else "Elasticsearch node: not found on this machine (no pid file, no single java)"
     )
-    stats = run.index_stats
-    spent = {
-        "indexing": stats["indexing"]["index_time_in_millis"],
-        "search": stats["search"]["query_time_in_millis"] + stats["search"]["fetch_time_in_millis"],
-        "get": stats["get"]["time_in_millis"],
-        "refresh": stats["refresh"]["total_time_in_millis"],
-        "merges": stats["merges"]["total_time_in_millis"],
-        "flush": stats["flush"]["total_time_in_millis"],
-    }
+    ours, everyone = sum(run.ours.values()), run.after.node_work - run.before.node_work
+    share = ours / everyone if everyone > 0 else 1.0
     print(
-        "  its threads' time on this run's indices (its own timers; waits included, so not "
-        "CPU): " + ", ".join(f"{k} {v / 1000:.1f} s" for k, v in spent.items())
+        f"  this run's indices had {share:.0%} of the time the node's threads spent on indices "
+        f"meanwhile (its own timers: "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in run.ours.items())
+        + f"), so about {node * share:.1f} s, {node * share * ms:.1f} ms/article, of its CPU "
+        "was this run's"
     )
     other = busy - total - node - site - run.sampler.own_cpu
     print(
