@@ -30,7 +30,7 @@ BOUNDARIES: dict[str, tuple[Any, str, str]] = {
     "after_pull": (jobs, "pull", "after"),
     "after_indexing": (crawl_frontier, "record_outcomes", "before"),
     "after_outcomes": (jobs, "crawl_frontier", "after"),
-    "after_matching": (match, "_run_rules", "after"),
+    "after_matching": (match, "run_rules", "after"),
     "after_outbox": (match, "match_new", "after"),
     "before_delivery": (jobs, "deliver", "before"),
 }
