@@ -99,9 +99,11 @@ site: install
 	$(VENV)/bin/python -m devtools.demosite
 
 bench: install es-up
+	$(VENV)/bin/python bench/bench_real.py
 	$(VENV)/bin/python bench/bench_extract.py
 	$(VENV)/bin/python bench/bench_language_dedup.py
 	$(VENV)/bin/python bench/bench_stories.py
+	$(VENV)/bin/python bench/bench_events.py
 	$(VENV)/bin/python bench/bench_pull.py --es
 	$(VENV)/bin/python bench/bench_crawl.py
 	$(VENV)/bin/python bench/bench_index.py

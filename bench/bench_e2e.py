@@ -11,8 +11,8 @@ and extraction (``NewsPlease.from_urls``), which neither dedups, indexes nor mat
 
     .venv/bin/python bench/bench_e2e.py [--articles 2000] [--concurrency 16] [--no-reference]
 
-news-please is imported from this interpreter when installed (the ``bench`` extra), else from
-a virtualenv of its own under .local/bench-newsplease, created on first use.
+news-please comes from bench/reference.py: this interpreter's when installed (the ``bench``
+extra), else a virtualenv of its own under .local/bench-newsplease, created on first use.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import random
 import resource
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +41,7 @@ from xml.sax.saxutils import escape
 from bench_crawl import StaticHandler, StaticSite
 from corpus import LANGUAGES, GeneratedArticle, generate_articles
 from elasticsearch import Elasticsearch
+from reference import NEWSPLEASE, run_reference
 
 from devtools.mailsink import MailSink
 from pipeline import jobs
@@ -50,9 +50,6 @@ from pipeline.crawl.process import CrawlPolicy
 from pipeline.settings import AlertRule, Config, Source, load_settings
 from pipeline.store.client import IndexNames, install
 
-REPO = Path(__file__).resolve().parents[1]
-NEWSPLEASE_VENV = REPO / ".local" / "bench-newsplease"
-NEWSPLEASE = "news-please==1.6.16"
 NOW = datetime.now(UTC).replace(microsecond=0)
 # The corpus' "alliance" topic, in each of its languages.
 RULE = AlertRule(
@@ -200,73 +197,6 @@ def run_pipeline(config: Config, es: Elasticsearch, policy: CrawlPolicy) -> Run:
 
 def _peak_mib(who: int) -> float:
     return resource.getrusage(who).ru_maxrss / 1024  # kilobytes on Linux
-
-
-def _newsplease_python() -> tuple[str, str]:
-    """An interpreter that can import newsplease, and where it comes from."""
-    probe = subprocess.run([sys.executable, "-c", "import newsplease"], capture_output=True)
-    if probe.returncode == 0:
-        return sys.executable, "this interpreter"
-    python = NEWSPLEASE_VENV / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(NEWSPLEASE_VENV)], check=True)
-    installed = subprocess.run([str(python), "-c", "import newsplease"], capture_output=True)
-    if installed.returncode != 0:
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "uv",
-                "pip",
-                "install",
-                "-q",
-                "--python",
-                str(python),
-                NEWSPLEASE,
-            ],
-            check=True,
-        )
-    return str(python), str(NEWSPLEASE_VENV)
-
-
-# news-please in its own process: its own fetch (a thread per URL) and extraction (a process
-# pool), in chunks so a few thousand URLs do not start a few thousand threads at once.
-_REFERENCE = r"""
-import json, sys, time
-from newsplease import NewsPlease
-urls = json.load(open(sys.argv[1]))
-chunk = int(sys.argv[2])
-started = time.monotonic()
-extracted = titled = 0
-languages = {}
-for i in range(0, len(urls), chunk):
-    results = NewsPlease.from_urls(urls[i:i + chunk], request_args={"timeout": 30},
-                                   fetch_images=False)
-    for article in results.values():
-        if article and getattr(article, "maintext", None):
-            extracted += 1
-            titled += bool(article.title)
-            languages[article.language] = languages.get(article.language, 0) + 1
-print(json.dumps({"pages": len(urls), "extracted": extracted, "titled": titled,
-                  "languages": languages, "seconds": time.monotonic() - started}))
-"""
-
-
-def run_reference(urls: list[str], chunk: int) -> tuple[dict[str, Any], str]:
-    """news-please over ``urls``: its counts and seconds, and where it was imported from."""
-    python, origin = _newsplease_python()
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as listing:
-        json.dump(urls, listing)
-    try:
-        done = subprocess.run(
-            [python, "-c", _REFERENCE, listing.name, str(chunk)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    finally:
-        Path(listing.name).unlink(missing_ok=True)
-    return json.loads(done.stdout.strip().splitlines()[-1]), origin
 
 
 def main(argv: Sequence[str] | None = None) -> int:

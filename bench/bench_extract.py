@@ -1,4 +1,8 @@
-"""Benchmark extract_article on generated multilingual news pages, pinned to one core."""
+"""Benchmark extract_article on generated multilingual news pages, pinned to one core.
+
+Also the extraction's quality on real pages, when the corpus is there: token F1 of our text
+against each page's reference text in ../shared/corpus/readability-pages (``--corpus DIR``).
+"""
 
 # Cyrillic sentence templates are the point of this file, not look-alike characters.
 # ruff: noqa: RUF001
@@ -6,17 +10,28 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
+import re
 import shlex
+import statistics
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
+
+import lxml.html
 
 from pipeline.errors import ExtractionError
 from pipeline.normalise.extract import extract_article
+
+REPO = Path(__file__).resolve().parents[1]
+# Beside the repository, as the project's machines lay it out; a clone elsewhere has none.
+CORPUS = REPO.parent / "shared" / "corpus" / "readability-pages"
 
 # Sentence templates per language: {who} {did} {what} {when}. Written for this benchmark.
 LANGUAGES: dict[str, dict[str, list[str]]] = {
@@ -378,12 +393,113 @@ def run(pages: list[Page], *, feed_gives_metadata: bool) -> tuple[int, int, floa
     return ok, failed, time.perf_counter() - start
 
 
+class CorpusMissing(Exception):
+    """The real-page corpus is not where it was looked for."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder)
+        self.folder = folder
+
+    def __str__(self) -> str:
+        return (
+            f"no real-page corpus at {self.folder} (folders holding source.html and "
+            "expected.html): pass --corpus DIR, the readability-pages folder of shared/corpus"
+        )
+
+
+def corpus_pages(folder: Path) -> list[Path]:
+    """The corpus' page folders, in name order; CorpusMissing when there are none."""
+    pages = sorted(
+        p.parent for p in folder.glob("*/source.html") if (p.parent / "expected.html").exists()
+    )
+    if not pages:
+        raise CorpusMissing(folder)
+    return pages
+
+
+# A CJK character is a token of its own (those scripts put no spaces between words); any
+# other run of letters and digits is one word.
+_TOKEN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]|[^\W_]+")
+
+
+def tokens(text: str) -> Counter[str]:
+    """The text's word tokens, case-folded, with their counts."""
+    return Counter(_TOKEN.findall(text.casefold()))
+
+
+def token_f1(got: str, expected: str) -> tuple[float, float, float]:
+    """(F1, precision, recall) of the tokens of ``got`` against those of ``expected``."""
+    mine, theirs = tokens(got), tokens(expected)
+    common = sum((mine & theirs).values())
+    if not common:
+        return 0.0, 0.0, 0.0
+    precision, recall = common / sum(mine.values()), common / sum(theirs.values())
+    return 2 * precision * recall / (precision + recall), precision, recall
+
+
+@dataclass(frozen=True)
+class PageScore:
+    """Our extraction of one corpus page against its reference text."""
+
+    name: str
+    language: str | None
+    f1: float
+    precision: float
+    recall: float
+    cpu_ms: float  # extract_article alone, this thread
+    kib: float
+
+
+def score_corpus(folder: Path) -> list[PageScore]:
+    """Extract every corpus page as the crawl does and score its text against the reference."""
+    scores: list[PageScore] = []
+    pages = corpus_pages(folder)
+    # Lazy imports and caches load on the first page: outside the timing.
+    extract_article((pages[0] / "source.html").read_bytes(), "http://127.0.0.1/", fetched_at=NOW)
+    for page in pages:
+        body = (page / "source.html").read_bytes()
+        # Text, not bytes: the fragments declare no charset, and lxml would read them as Latin-1.
+        reference = (page / "expected.html").read_text(encoding="utf-8")
+        expected = lxml.html.fromstring(reference).text_content()
+        metadata = json.loads((page / "expected-metadata.json").read_text(encoding="utf-8"))
+        started = time.thread_time()
+        try:
+            text = extract_article(
+                body, f"http://127.0.0.1/{page.name}/", content_type="text/html", fetched_at=NOW
+            ).text
+        except ExtractionError:
+            text = ""
+        spent = (time.thread_time() - started) * 1000
+        f1, precision, recall = token_f1(text, str(expected))
+        scores.append(
+            PageScore(
+                page.name, metadata.get("lang"), f1, precision, recall, spent, len(body) / 1024
+            )
+        )
+    return scores
+
+
+def print_scores(folder: Path, scores: list[PageScore]) -> None:
+    """The mean F1 over the corpus, and its weakest pages."""
+    mean = statistics.fmean(s.f1 for s in scores)
+    print(
+        f"extraction quality on {len(scores)} real pages ({folder}): mean token F1 {mean:.3f} "
+        f"(precision {statistics.fmean(s.precision for s in scores):.3f}, recall "
+        f"{statistics.fmean(s.recall for s in scores):.3f}); extract_article "
+        f"{statistics.fmean(s.cpu_ms for s in scores):.1f} ms CPU a page "
+        f"(mean page {statistics.fmean(s.kib for s in scores):.0f} KiB)"
+    )
+    weakest = sorted(scores, key=lambda s: s.f1)[:5]
+    print("  weakest: " + ", ".join(f"{s.name} {s.f1:.2f}" for s in weakest))
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Generate the corpus, run both paths, print the table."""
+    """Generate the corpus, run both paths, print the table; then F1 on the real pages."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--docs", type=int, default=1200, help="pages to generate (>= 1000)")
     parser.add_argument("--seed", type=int, default=20240601)
     parser.add_argument("--cpu", type=int, default=0, help="core to pin the process to")
+    parser.add_argument("--corpus", type=Path, default=CORPUS, help="real pages with references")
     args = parser.parse_args(argv)
 
     if hasattr(os, "sched_setaffinity"):
@@ -405,6 +521,10 @@ def main(argv: list[str] | None = None) -> int:
     ):
         ok, failed, seconds = run(pages, feed_gives_metadata=feed)
         print(f"{label:<42} {ok:>6} {failed:>6} {seconds:>8.2f} {ok / seconds:>8.1f}")
+    try:
+        print_scores(args.corpus, score_corpus(args.corpus))
+    except CorpusMissing as exc:
+        print(f"extraction quality: skipped, {exc}")
     return 0
 
 

@@ -4,8 +4,11 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field, replace
+from datetime import date
+from itertools import accumulate
 from typing import Final, Literal
 
 LANGUAGES: Final = ("en", "de", "fr", "es", "ru")
@@ -1078,3 +1081,281 @@ def generate_articles(n: int, seed: int = 0) -> list[GeneratedArticle]:
         articles.append(article)
         originals.append((article, body))
     return articles
+
+
+# Same-event reports (bench/bench_events.py). Independently written reports of one event share
+# its facts (two people, a place, a date, figures) and nothing else, in any language. Names are
+# built from syllables written in both scripts, so a name and its Cyrillic spelling reduce to
+# one consonant skeleton (pipeline.normalise.events); how often a person or a place is in the
+# news follows Zipf's law, as in real news, so some of them are in every day's candidates.
+
+Person = tuple[str, str, str]  # (Latin, Cyrillic, grammatical gender)
+
+_FIRST_NAMES: Final[tuple[Person, ...]] = (
+    ("Marta", "Марта", "f"),
+    ("Ivan", "Иван", "m"),
+    ("Petra", "Петра", "f"),
+    ("Oskar", "Оскар", "m"),
+    ("Nina", "Нина", "f"),
+    ("Viktor", "Виктор", "m"),
+    ("Lena", "Лена", "f"),
+    ("Boris", "Борис", "m"),
+    ("Klara", "Клара", "f"),
+    ("Pavel", "Павел", "m"),
+    ("Irina", "Ирина", "f"),
+    ("Milan", "Милан", "m"),
+    ("Vera", "Вера", "f"),
+    ("Stefan", "Стефан", "m"),
+    ("Alina", "Алина", "f"),
+    ("Robert", "Роберт", "m"),
+    ("Daria", "Дария", "f"),
+    ("Felix", "Феликс", "m"),
+    ("Tamara", "Тамара", "f"),
+    ("Anton", "Антон", "m"),
+    ("Adam", "Адам", "m"),
+    ("Agata", "Агата", "f"),
+    ("Bruno", "Бруно", "m"),
+    ("Dina", "Дина", "f"),
+    ("Edgar", "Эдгар", "m"),
+    ("Emil", "Эмиль", "m"),
+    ("Filip", "Филип", "m"),
+    ("Greta", "Грета", "f"),
+    ("Igor", "Игорь", "m"),
+    ("Karl", "Карл", "m"),
+    ("Lidia", "Лидия", "f"),
+    ("Marko", "Марко", "m"),
+    ("Nadia", "Надя", "f"),
+    ("Olaf", "Олаф", "m"),
+    ("Paula", "Паула", "f"),
+    ("Rita", "Рита", "f"),
+    ("Simon", "Симон", "m"),
+    ("Teodor", "Теодор", "m"),
+    ("Valentin", "Валентин", "m"),
+    ("Zoran", "Зоран", "m"),
+    ("Lukas", "Лукас", "m"),
+    ("Maria", "Мария", "f"),
+    ("Nikolai", "Николай", "m"),
+    ("Ramona", "Рамона", "f"),
+    ("Sabina", "Сабина", "f"),
+    ("Timur", "Тимур", "m"),
+    ("Leon", "Леон", "m"),
+    ("Erik", "Эрик", "m"),
+    ("Denis", "Денис", "m"),
+    ("Natalia", "Наталья", "f"),
+    ("Kristina", "Кристина", "f"),
+    ("Roman", "Роман", "m"),
+    ("Diana", "Диана", "f"),
+    ("Gleb", "Глеб", "m"),
+    ("Larisa", "Лариса", "f"),
+    ("Matvei", "Матвей", "m"),
+    ("Polina", "Полина", "f"),
+    ("Arkadi", "Аркадий", "m"),
+    ("Yulia", "Юлия", "f"),
+    ("Eduard", "Эдуард", "m"),
+)
+# Consonants that transliterate one way only (no s/z, c/k or h), so both spellings of a
+# syllable give one key.
+_SYLLABLES: Final = (
+    ("ba", "ба"),
+    ("ko", "ко"),
+    ("ra", "ра"),
+    ("len", "лен"),
+    ("vi", "ви"),
+    ("dor", "дор"),
+    ("mi", "ми"),
+    ("sta", "ста"),
+    ("ner", "нер"),
+    ("pol", "пол"),
+    ("ti", "ти"),
+    ("gar", "гар"),
+    ("fel", "фел"),
+    ("mon", "мон"),
+    ("ri", "ри"),
+    ("sek", "сек"),
+    ("du", "ду"),
+    ("bor", "бор"),
+    ("nu", "ну"),
+    ("lat", "лат"),
+)
+_SURNAME_ENDINGS: Final = (("ov", "ов"), ("in", "ин"), ("ski", "ски"), ("er", "ер"), ("ak", "ак"))
+_PLACE_ENDINGS: Final = (
+    ("burg", "бург"),
+    ("ovo", "ово"),
+    ("grad", "град"),
+    ("polis", "полис"),
+    ("dorf", "дорф"),
+    ("ino", "ино"),
+)
+# Month names, January first; Russian in the genitive, as after a day (14 марта).
+_MONTH_NAMES: Final = {
+    "en": "January February March April May June July August September October November December",
+    "de": "Januar Februar März April Mai Juni Juli August September Oktober November Dezember",
+    "fr": "janvier février mars avril mai juin juillet août septembre octobre novembre décembre",
+    "es": "enero febrero marzo abril mayo junio julio agosto septiembre octubre noviembre "
+    "diciembre",
+    "ru": "января февраля марта апреля мая июня июля августа сентября октября ноября декабря",
+}
+_DATE_FORMATS: Final = {"en": "{d} {m}", "de": "{d}. {m}", "fr": "{d} {m}", "es": "{d} de {m}"}
+_THOUSANDS_MARKS: Final = {"en": ",", "de": ".", "es": ".", "fr": "\u00a0", "ru": "\u00a0"}
+# Sentences that carry an event's facts: {date}, {person} (the second person), {place}, the
+# figures {n} and {m}; Russian verbs agree with the person ({said}: m, f). One has no date.
+_FACT_FRAMES: Final[dict[str, list[str]]] = {
+    "en": [
+        "On {date}, {person} told reporters in {place} that {n} people had been affected.",
+        "Figures released on {date} put the number at {n}, up from {m} a week earlier, "
+        "{person} said.",
+        "Speaking in {place} on {date}, {person} said about {n} households and {m} businesses "
+        "were involved.",
+        "In {place}, {person} said that {n} people had been affected and {m} more were at risk.",
+    ],
+    "de": [
+        "Am {date} sagte {person} vor der Presse in {place}, {n} Menschen seien betroffen.",
+        "Nach den am {date} veröffentlichten Zahlen sind {n} Menschen betroffen, eine Woche "
+        "zuvor waren es {m}, sagte {person}.",
+        "In {place} sprach {person} am {date} von etwa {n} Haushalten und {m} Betrieben.",
+        "In {place} sagte {person}, {n} Menschen seien betroffen und {m} weitere gefährdet.",
+    ],
+    "fr": [
+        "Le {date}, {person} a déclaré à la presse à {place} que {n} personnes étaient touchées.",
+        "Selon les chiffres publiés le {date}, {n} personnes sont concernées, contre {m} une "
+        "semaine plus tôt, a précisé {person}.",
+        "S'exprimant à {place} le {date}, {person} a évoqué environ {n} foyers et {m} "
+        "entreprises concernés.",
+        "À {place}, {person} a indiqué que {n} personnes étaient touchées et {m} autres menacées.",
+    ],
+    "es": [
+        "El {date}, {person} dijo a la prensa en {place} que {n} personas se habían visto "
+        "afectadas.",
+        "Según las cifras publicadas el {date}, hay {n} afectados, frente a {m} una semana "
+        "antes, precisó {person}.",
+        "En declaraciones en {place} el {date}, {person} habló de unos {n} hogares y {m} "
+        "empresas afectados.",
+        "En {place}, {person} indicó que hay {n} personas afectadas y otras {m} en riesgo.",
+    ],
+    "ru": [
+        "{date} {person} {said} журналистам в {place}, что пострадали {n} человек.",
+        "По данным, опубликованным {date}, пострадавших {n}, неделей ранее их было {m}.",
+        "Выступая в {place} {date}, {person} {said} примерно о {n} домохозяйствах и {m} "
+        "предприятиях.",
+        "В {place}, по словам властей, пострадали {n} человек, ещё {m} находятся в зоне риска.",
+    ],
+}
+_SAID_RU: Final = {"m": "сообщил", "f": "сообщила"}
+
+
+@dataclass(frozen=True, slots=True)
+class EventFacts:
+    """What every report of one event says, in any language: who, where, when, how many."""
+
+    topic: str
+    people: tuple[Person, Person]
+    place: tuple[str, str]  # (Latin, Cyrillic)
+    day: date
+    figures: tuple[int, int, int]
+    pct_tenths: tuple[int, int]
+
+
+class EventPools:
+    """Generated people and places, and how often each is in the news (Zipf's law)."""
+
+    def __init__(
+        self, seed: int = 0, people: int = 20_000, places: int = 4000, exponent: float = 0.8
+    ) -> None:
+        rng = random.Random(f"event-pools-{seed}")
+        self.people = [self._person(rng) for _ in range(people)]
+        self.places = [self._name(rng, _PLACE_ENDINGS, 2) for _ in range(places)]
+        self._people_weights = list(accumulate(1 / (r + 1) ** exponent for r in range(people)))
+        self._place_weights = list(accumulate(1 / (r + 1) ** exponent for r in range(places)))
+
+    @staticmethod
+    def _name(
+        rng: random.Random, endings: tuple[tuple[str, str], ...], syllables: int
+    ) -> tuple[str, str]:
+        parts = [rng.choice(_SYLLABLES) for _ in range(rng.randint(syllables, syllables + 1))]
+        parts.append(rng.choice(endings))
+        latin = "".join(p[0] for p in parts)
+        return latin.capitalize(), "".join(p[1] for p in parts).capitalize()
+
+    @classmethod
+    def _person(cls, rng: random.Random) -> Person:
+        first_latin, first_cyrillic, gender = rng.choice(_FIRST_NAMES)
+        last_latin, last_cyrillic = cls._name(rng, _SURNAME_ENDINGS, 1)
+        return f"{first_latin} {last_latin}", f"{first_cyrillic} {last_cyrillic}", gender
+
+    def draw(self, rng: random.Random, day: date, topic: str | None = None) -> EventFacts:
+        """The facts of a new event on ``day``: two people, a place and figures, drawn."""
+        first, second = rng.choices(self.people, cum_weights=self._people_weights, k=2)
+        (place,) = rng.choices(self.places, cum_weights=self._place_weights)
+        return EventFacts(
+            topic=topic if topic is not None else rng.choice(TOPICS),
+            people=(first, second),
+            place=place,
+            day=day,
+            # Log-uniform, as counts in the news are: a few dozen to a few hundred thousand.
+            figures=(_figure(rng), _figure(rng), _figure(rng)),
+            pct_tenths=(rng.randrange(12, 99), rng.randrange(12, 99)),
+        )
+
+
+def _figure(rng: random.Random) -> int:
+    return round(math.exp(rng.uniform(math.log(12), math.log(250_000))))
+
+
+def format_figure(value: int, language: str) -> str:
+    """``value`` with the thousands separator of ``language`` (4,250; 4.250; 4 250)."""
+    return f"{value:,}".replace(",", _THOUSANDS_MARKS[language])
+
+
+def format_day(day: date, language: str) -> str:
+    """``day`` as a news report in ``language`` writes it: 14 March, 14. März, 14 марта."""
+    month = _MONTH_NAMES[language].split()[day.month - 1]
+    return _DATE_FORMATS.get(language, "{d} {m}").format(d=day.day, m=month)
+
+
+def render_report(facts: EventFacts, language: str, rng: random.Random) -> tuple[str, str]:
+    """(title, text) of one report of the event ``facts`` tell, written independently.
+
+    Each report draws its own title, lead, body, quote and fact sentences (one or two of
+    _FACT_FRAMES), so two reports of one event, even in one language, share the facts and
+    little of their wording.
+    """
+    plan = random_plan(rng, facts.topic)
+    cyrillic = language == "ru"
+    first, second = (p[1] if cyrillic else p[0] for p in facts.people)
+    gender = facts.people[0][2]
+    mark = "." if language == "en" else ","
+    pcts = [f"{tenths // 10}{mark}{tenths % 10}" for tenths in facts.pct_tenths]
+    figures = [format_figure(f, language) for f in facts.figures]
+    slots = {
+        "city": facts.place[1] if cyrillic else facts.place[0],
+        "weekday": _WEEKDAYS[language][plan.weekday],
+        "person": first,
+    }
+
+    def fill(template: str, pct: str) -> str:
+        return template.format(n=figures[2], pct=pct, **slots)
+
+    title = fill(_TITLES[plan.topic][language][plan.title], pcts[0])
+    quote = _QUOTE_FRAMES[language][gender].format(
+        quote=_QUOTES[plan.topic][language][plan.quote],
+        person=first,
+        role=_ROLES[language][gender][plan.role],
+    )
+    frames = rng.sample(_FACT_FRAMES[language], rng.randint(1, 2))
+    facts_said = [
+        frame.format(
+            date=format_day(facts.day, language),
+            person=second,
+            place=slots["city"],
+            n=figures[0],
+            m=figures[1],
+            said=_SAID_RU[facts.people[1][2]],
+        )
+        for frame in frames
+    ]
+    body = [fill(_BODY[plan.topic][language][i], pcts[1]) for i in plan.body]
+    generic = [fill(_GENERIC[language][i], pcts[1]) for i in plan.generic]
+    lead = fill(_LEADS[plan.topic][language][plan.lead], pcts[0])
+    sentences = [lead, *facts_said, body[0], quote, *body[1:], *generic]
+    paragraphs = [" ".join(sentences[i : i + 3]) for i in range(0, len(sentences), 3)]
+    return title, wrap_in_site("\n\n".join(paragraphs), language, rng)

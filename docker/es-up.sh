@@ -28,7 +28,18 @@ pointer="$root/.local/es-state"  # where the node's files are when not in .local
 
 fail() { echo "es-up: $*" >&2; exit 1; }
 
+# The plugin's version names its build: a digest of its sources and of the pom that pins its
+# Lucene modules. A node already running an older build lacks analysers the mappings name, and
+# every test would then fail on "unknown analyzer"; say so once, here.
+plugin_build="1.1.0-$(cat "$root/docker/es/pom.xml" $(find "$root/docker/es/plugin" -type f | LC_ALL=C sort) \
+  | sha1sum | cut -c1-12)"
 if curl -fsS -m 2 "$url/_cluster/health" >/dev/null 2>&1; then
+  running=$(curl -fsS -m 5 "$url/_nodes/plugins?filter_path=nodes.*.plugins.name,nodes.*.plugins.version" 2>/dev/null \
+    | grep -oE '"name" *: *"newsradar-local" *, *"version" *: *"[^"]*"' | head -n1 \
+    | sed -E 's/.*"version" *: *"([^"]*)"/\1/' || true)
+  if [ -n "$running" ] && [ "$running" != "$plugin_build" ]; then
+    fail "the node on $url runs local-node plugin $running, this checkout builds $plugin_build (new analysers); stop it (make es-down, with the same NEWSRADAR_PORT_BASE) and start it again"
+  fi
   echo "es-up: a node already answers on $url"
   exit 0
 fi
@@ -63,7 +74,9 @@ mvn_run() {
     -DmarkersDirectory="$state/markers" -Dproject.build.directory="$state/target" \
     "$@" >>"$state/maven.log" 2>&1
 }
-if [ ! -x "$home/bin/elasticsearch" ] || [ ! -d "$state/plugin-jars" ]; then
+# Resolved again when the pom changed since (a Lucene module added to the plugin, say).
+if [ ! -x "$home/bin/elasticsearch" ] || [ ! -d "$state/plugin-jars" ] \
+    || [ "$root/docker/es/pom.xml" -nt "$state/plugin-jars" ]; then
   rm -rf "$state/dist" "$state/plugin-jars" "$state/markers" "$state/maven.log"
   if ! mvn_run dependency:unpack-dependencies -DincludeTypes=zip -DoutputDirectory="$state/dist" \
       || ! mvn_run dependency:copy-dependencies -DexcludeTypes=zip -DoutputDirectory="$state/plugin-jars"; then
@@ -71,6 +84,7 @@ if [ ! -x "$home/bin/elasticsearch" ] || [ ! -d "$state/plugin-jars" ]; then
     reason=$(grep -m1 -oE 'Could not (find|resolve)[^>]*' "$state/maven.log" || tail -n1 "$state/maven.log")
     fail "cannot resolve the Elasticsearch node from Maven Central: $reason (log: $state/maven.log)"
   fi
+  touch "$state/plugin-jars"
 fi
 
 java_bin="$(command -v java)" || fail "no java on PATH (the node needs Java 17)"
@@ -78,7 +92,8 @@ java_home="${JAVA_HOME:-$(dirname "$(dirname "$(readlink -f "$java_bin")")")}"
 
 # The plugin is rebuilt whenever one of its sources is newer than its jar.
 sources=$(find "$root/docker/es/plugin/src" -name '*.java')
-if [ ! -s "$plugin/newsradar-local.jar" ] || [ -n "$(find "$root/docker/es/plugin" -newer "$plugin/newsradar-local.jar" -type f)" ]; then
+if [ ! -s "$plugin/newsradar-local.jar" ] || [ "$state/plugin-jars" -nt "$plugin/newsradar-local.jar" ] \
+    || [ -n "$(find "$root/docker/es/plugin" -newer "$plugin/newsradar-local.jar" -type f)" ]; then
   rm -rf "$plugin" "$state/plugin-classes"
   mkdir -p "$plugin" "$state/plugin-classes"
   # shellcheck disable=SC2086
@@ -87,8 +102,8 @@ if [ ! -s "$plugin/newsradar-local.jar" ] || [ -n "$(find "$root/docker/es/plugi
     || fail "the local-node plugin does not compile; see $state/plugin-build.log"
   "$java_home/bin/jar" cf "$plugin/newsradar-local.jar" -C "$state/plugin-classes" .
   cp "$state/plugin-jars"/*.jar "$plugin/"
-  sed "s/@ES_VERSION@/$es_version/" "$root/docker/es/plugin/plugin-descriptor.properties" \
-    >"$plugin/plugin-descriptor.properties"
+  sed -e "s/@ES_VERSION@/$es_version/" -e "s/@PLUGIN_BUILD@/$plugin_build/" \
+    "$root/docker/es/plugin/plugin-descriptor.properties" >"$plugin/plugin-descriptor.properties"
 fi
 
 mkdir -p "$state/data" "$state/logs" "$state/tmp" "$state/run"

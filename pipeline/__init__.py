@@ -2,7 +2,8 @@
 
 The packages in data-flow order; each imports only from the ones above it::
 
-    errors, settings  typed errors; the one settings object (environment + YAML)
+    errors, languages typed errors; the table of languages and their analysers
+    settings          the one settings object (environment + YAML)
     net               HTTP fetch with the SSRF guard, URL canonicalisation, charsets
     normalise         page -> article: extraction, language, dates, fingerprints
     store             Elasticsearch: client, bulk writer, articles, stories, pages, search, frontier

@@ -8,6 +8,7 @@ schedule's data interval, so a retried or overlapping run picks up exactly what 
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -41,6 +42,7 @@ __all__ = [
     "DeliveryFailed",
     "IngestReport",
     "SourceFailed",
+    "StepTimes",
     "connected",
     "crawl_and_match",
     "crawl_policy",
@@ -59,6 +61,35 @@ Progress = Callable[[str], None]
 
 
 @dataclass
+class StepTimes:
+    """Seconds each step took, by the clock and of the calling thread's CPU.
+
+    Steps of an ingest: ``pull``, ``discover``, ``match_earlier`` (what earlier runs left
+    unmatched), ``crawl`` (claim, the crawl process, outcomes written back) and ``match``. The
+    crawl process's own CPU is in its report's stats, not here.
+    """
+
+    wall: dict[str, float] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def measure(self, step: str) -> Iterator[None]:
+        """Add the block's seconds to ``step``: four clock reads, nothing a run would notice."""
+        wall, cpu = time.perf_counter(), time.thread_time()
+        try:
+            yield
+        finally:
+            self.wall[step] = self.wall.get(step, 0.0) + time.perf_counter() - wall
+            self.cpu[step] = self.cpu.get(step, 0.0) + time.thread_time() - cpu
+
+    def add(self, other: StepTimes) -> None:
+        """Add another run's (or step's) seconds to these."""
+        for mine, theirs in ((self.wall, other.wall), (self.cpu, other.cpu)):
+            for step, seconds in theirs.items():
+                mine[step] = mine.get(step, 0.0) + seconds
+
+
+@dataclass
 class IngestReport:
     """One ingest: feeds pulled, listings discovered, URLs crawled and indexed, rules matched."""
 
@@ -67,6 +98,7 @@ class IngestReport:
     discovered: dict[str, Counter[str]] = field(default_factory=dict)
     crawl: CrawlRun | None = None
     matches: MatchReport | None = None
+    times: StepTimes = field(default_factory=StepTimes)
 
     @property
     def indexed_ids(self) -> list[str]:
@@ -203,22 +235,26 @@ def crawl_and_match(
     report = IngestReport(run_id=run_id or uuid.uuid4().hex)
     names = config.settings.names
     selected = [s.id for s in _selected(config, sources)] if sources else None
-    earlier = match_pending(es, names, now=now, sources=selected, run_id=report.run_id)
+    times = report.times
+    with times.measure("match_earlier"):
+        earlier = match_pending(es, names, now=now, sources=selected, run_id=report.run_id)
     try:
-        report.crawl = crawl_frontier(
-            config,
-            es,
-            now=now,
-            sources=[s.id for s in _selected(config, sources)],
-            policy=policy,
-            run_id=report.run_id,
-            progress=progress,
-            limit=limit,
-        )
+        with times.measure("crawl"):
+            report.crawl = crawl_frontier(
+                config,
+                es,
+                now=now,
+                sources=[s.id for s in _selected(config, sources)],
+                policy=policy,
+                run_id=report.run_id,
+                progress=progress,
+                limit=limit,
+            )
     except CrawlError:
         match_pending(es, names, now=now, sources=selected, run_id=report.run_id)
         raise
-    report.matches = match_pending(es, names, now=now, sources=selected, run_id=report.run_id)
+    with times.measure("match"):
+        report.matches = match_pending(es, names, now=now, sources=selected, run_id=report.run_id)
     report.matches.add(earlier)
     return report
 
@@ -237,20 +273,23 @@ def ingest(
 ) -> IngestReport:
     """Pull the due feeds, discover listings, crawl what is pending and match the new articles."""
     run_id = run_id or uuid.uuid4().hex
-    pulled = pull(
-        config,
-        es,
-        sources=sources,
-        now=now,
-        policy=fetch_policy(config.settings),
-        force=force_pull,
-        run_id=run_id,
-    )
+    times = StepTimes()
+    with times.measure("pull"):
+        pulled = pull(
+            config,
+            es,
+            sources=sources,
+            now=now,
+            policy=fetch_policy(config.settings),
+            force=force_pull,
+            run_id=run_id,
+        )
     if progress is not None:
         progress(f"pull: {pulled.new} new URLs from {pulled.polled} feeds")
     discovered: dict[str, Counter[str]] = {}
     if with_discovery:
-        discovered = discover(config, es, now=now, sources=sources, run_id=run_id)
+        with times.measure("discover"):
+            discovered = discover(config, es, now=now, sources=sources, run_id=run_id)
         if progress is not None:
             new = sum(c["new"] for c in discovered.values())
             progress(f"discovery: {new} new URLs from sitemaps and section pages")
@@ -259,6 +298,7 @@ def ingest(
     )
     report.pull = pulled
     report.discovered = discovered
+    report.times.add(times)
     return report
 
 
@@ -309,7 +349,9 @@ def discover_and_crawl(
 ) -> IngestReport:
     """Sitemaps, news sitemaps and section pages into the frontier, then crawl and match."""
     run_id = run_id or uuid.uuid4().hex
-    discovered = discover(config, es, now=now, sources=sources, run_id=run_id)
+    times = StepTimes()
+    with times.measure("discover"):
+        discovered = discover(config, es, now=now, sources=sources, run_id=run_id)
     report = crawl_and_match(
         config,
         es,
@@ -321,6 +363,7 @@ def discover_and_crawl(
         limit=limit,
     )
     report.discovered = discovered
+    report.times.add(times)
     return report
 
 

@@ -254,6 +254,10 @@ class Source(BaseModel):
         return self
 
 
+# YAML 1.1 (PyYAML) reads an unquoted no, the code of Norwegian, as the boolean false.
+_UNQUOTED_NO: Final = 'YAML reads an unquoted no as false: write Norwegian as "no"'
+
+
 class RuleFilters(BaseModel):
     """Which articles a rule may match at all; an empty list does not filter."""
 
@@ -262,6 +266,13 @@ class RuleFilters(BaseModel):
     sources: tuple[str, ...] = ()
     languages: tuple[str, ...] = ()
     countries: tuple[Annotated[str, Field(pattern=r"^[A-Z]{2}$")], ...] = ()
+
+    @field_validator("languages", mode="before")
+    @classmethod
+    def _no_is_norwegian(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple) and any(isinstance(v, bool) for v in value):
+            raise ValueError(_UNQUOTED_NO)
+        return value
 
 
 class Breaking(BaseModel):
@@ -313,6 +324,13 @@ class AlertRule(BaseModel):
         parse_duration(value)
         return value
 
+    @field_validator("queries", mode="before")
+    @classmethod
+    def _no_is_norwegian(cls, value: Any) -> Any:
+        if isinstance(value, dict) and any(isinstance(key, bool) for key in value):
+            raise ValueError(_UNQUOTED_NO)
+        return value
+
     @field_validator("queries")
     @classmethod
     def _languages_are_codes(cls, value: dict[str, str]) -> dict[str, str]:
@@ -324,7 +342,10 @@ class AlertRule(BaseModel):
         for lang, query in value.items():
             if lang not in LANGUAGE_FIELDS:
                 known = ", ".join(LANGUAGE_FIELDS)
-                raise ValueError(f"unknown language {lang!r}: queries can use {known}")
+                raise ValueError(
+                    f"unknown language {lang!r}: queries can use the {len(LANGUAGE_FIELDS)} "
+                    f"languages of the language table ({known})"
+                )
             try:
                 parse_query(query)
             except QuerySyntaxError as exc:
@@ -361,6 +382,12 @@ class AlertRule(BaseModel):
         if self.focus is not None:
             return FOCUS_RELEVANCE[self.focus]
         return DEFAULT_MIN_RELEVANCE
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The languages whose articles the rule reads: its queries', less those filtered out."""
+        chosen = self.filters.languages if self.filters and self.filters.languages else ()
+        return tuple(sorted(lang for lang in self.queries if not chosen or lang in chosen))
 
 
 class _SourcesFile(BaseModel):

@@ -18,13 +18,9 @@ from typing import Any
 
 import pytest
 from elasticsearch import Elasticsearch
+from storyfixtures import normalised
 
 from pipeline.cli import main
-from pipeline.net.urls import url_id
-from pipeline.normalise.events import signature
-from pipeline.normalise.extract import ExtractedArticle
-from pipeline.normalise.fingerprint import fingerprint
-from pipeline.normalise.language import LanguageResult
 from pipeline.normalise.page import NormalisedArticle
 from pipeline.settings import Settings, load_settings
 from pipeline.store.client import IndexNames, install
@@ -94,32 +90,13 @@ REPORTS = {
 def article(key: str) -> NormalisedArticle:
     """The report as normalise_page would hand it over."""
     report = REPORTS[key]
-    url = f"https://{report.source}.example/news/{key}"
-    published = T0 + timedelta(hours=report.hours)
-    extracted = ExtractedArticle(
-        url=url,
-        canonical_url=url,
+    return normalised(
+        f"https://{report.source}.example/news/{key}",
+        report.source,
         title=report.title,
         text=report.text,
-        description=None,
-        authors=(),
-        published=published,
-        published_raw=published.isoformat(),
-        published_source="page",
-        updated=None,
-        site_name=report.source,
-        lead_image=None,
-        language_hint=report.language,
-        encoding="utf-8",
-        mojibake_repaired=False,
-    )
-    return NormalisedArticle(
-        id=url_id(url),
-        source=report.source,
-        article=extracted,
-        language=LanguageResult(report.language, 0.99, "detected"),
-        fingerprint=fingerprint(report.text),
-        event=signature(report.title, report.text, report.language),
+        language=report.language,
+        published=T0 + timedelta(hours=report.hours),
     )
 
 

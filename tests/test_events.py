@@ -21,8 +21,8 @@ from typing import Any
 import eventfixtures
 import pytest
 from elasticsearch import Elasticsearch
+from storyfixtures import normalised, story_indices
 
-from pipeline.net.urls import url_id
 from pipeline.normalise.events import (
     DEFAULT_EVENT_CONFIG,
     EventConfig,
@@ -30,11 +30,8 @@ from pipeline.normalise.events import (
     signature,
     specific_keys,
 )
-from pipeline.normalise.extract import ExtractedArticle
-from pipeline.normalise.fingerprint import fingerprint
-from pipeline.normalise.language import LanguageResult
 from pipeline.normalise.page import NormalisedArticle
-from pipeline.store.client import IndexNames, load_template
+from pipeline.store.client import IndexNames
 from pipeline.store.stories import ingest
 
 FIXTURES = eventfixtures.load()
@@ -45,31 +42,13 @@ T0 = datetime(2025, 1, 1, tzinfo=UTC)
 def article(fixture_id: str) -> NormalisedArticle:
     """The fixture article as normalise_page would hand it over."""
     item = FIXTURES.articles[fixture_id]
-    url = f"https://{item.source}.example/news/{fixture_id}"
-    extracted = ExtractedArticle(
-        url=url,
-        canonical_url=url,
+    return normalised(
+        f"https://{item.source}.example/news/{fixture_id}",
+        item.source,
         title=item.title,
         text=item.text,
-        description=None,
-        authors=(),
+        language=item.language,
         published=item.published,
-        published_raw=item.published.isoformat(),
-        published_source="page",
-        updated=None,
-        site_name=item.source,
-        lead_image=None,
-        language_hint=item.language,
-        encoding="utf-8",
-        mojibake_repaired=False,
-    )
-    return NormalisedArticle(
-        id=url_id(url),
-        source=item.source,
-        article=extracted,
-        language=LanguageResult(item.language, 0.99, "detected"),
-        fingerprint=fingerprint(item.text),
-        event=signature(item.title, item.text, item.language),
     )
 
 
@@ -139,16 +118,7 @@ def test_compare_is_symmetric_and_bounded_by_the_window() -> None:
 @pytest.fixture
 def names(es_client: Elasticsearch, index_prefix: str) -> IndexNames:
     """The articles and stories indices under the test's prefix."""
-    names = IndexNames(index_prefix)
-    for name in ("articles", "stories"):
-        template = load_template(name, index_prefix)["template"]
-        es_client.indices.create(
-            index=names.first_index(name),
-            aliases={names.alias(name): {"is_write_index": True}},
-            settings=template["settings"],
-            mappings=template["mappings"],
-        )
-    return names
+    return story_indices(es_client, index_prefix)
 
 
 def ingest_in_order(es: Elasticsearch, names: IndexNames, ids: Sequence[str]) -> None:

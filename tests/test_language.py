@@ -263,3 +263,18 @@ def test_estimator_agrees_with_langdetect_on_long_texts(stock: DetectorFactory) 
         ours = language._scores(sample)
         assert max(ours, key=lambda lang: ours[lang]) == code
         assert ours[code] == pytest.approx(best.prob, abs=1e-3)
+
+
+def test_a_script_no_profile_covers_takes_the_sources_hint() -> None:
+    # A few Georgian letters sit in the Estonian profile, and Georgian came out "et" at p=1.0.
+    georgian = (
+        "ფინეთის პარლამენტმა სამშაბათს დაამტკიცა ქვეყნის გაწევრიანება ნატოში და ამით მოხსნა "
+        "ალიანსის გაფართოების ბოლო შიდა დაბრკოლება. შვედეთი ჯერ კიდევ ელოდება თანხმობას."
+    )
+    assert detect_language("", georgian) == LanguageResult(UNDETERMINED, 0.0, "undetermined")
+    assert detect_language("", georgian, hint="ka") == LanguageResult("ka", 0.0, "hint")
+    armenian = "Ֆինլանդիայի խորհրդարանը երեքշաբթի հաստատեց երկրի անդամակցությունը ՆԱՏՕ-ին "
+    assert detect_language("", armenian * 3, hint="hy").language == "hy"
+    # A Georgian name in a Russian article does not hide the Russian.
+    russian = (FIXTURES / "long" / "ru-1.txt").read_text(encoding="utf-8")
+    assert detect_language("", f"{russian} თბილისი").language == "ru"

@@ -18,6 +18,8 @@ REPO = Path(__file__).resolve().parents[1]
 # Package (or top-level module) of pipeline/ -> its place in the data flow.
 ORDER = {
     "errors": 0,
+    # The language table: data that every stage reads, importing nothing.
+    "languages": 0,
     "settings": 1,
     "net": 2,
     "normalise": 3,

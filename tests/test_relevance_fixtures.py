@@ -14,15 +14,18 @@ from pathlib import Path
 
 import pytest
 from elasticsearch import Elasticsearch
+from test_languages import article, fixture
 
 from devtools.demosite import load_catalog
 from pipeline.alerts.batch_rules import run_rules
 from pipeline.alerts.match import match_new
 from pipeline.alerts.outbox import alert_id
+from pipeline.alerts.relevance import score_articles
 from pipeline.alerts.rules import load_rules, store_rules
 from pipeline.alerts.trial import read_article_file, try_rules
+from pipeline.normalise.language import detect_language
 from pipeline.settings import load_config, load_settings
-from pipeline.store.client import IndexNames, install
+from pipeline.store.client import IndexNames, install, load_template
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures" / "relevance"
@@ -131,3 +134,33 @@ def test_the_shipped_nato_rule_on_the_demo_site_alerts_on_every_enlargement_arti
     alerts = {Path(r.file): bool(r.hits) for r in results}
     for entry, path in zip(entries, paths, strict=True):
         assert alerts[path] == (entry.topic == "nato-enlargement"), entry.path
+
+
+def test_the_shipped_nato_rule_finds_enlargement_relevant_in_every_language_it_covers(
+    es_client: Elasticsearch, index_prefix: str
+) -> None:
+    # The language fixtures' enlargement paragraph, alone and as the lead of an article whose
+    # second paragraph is other NATO news: about the topic in every script, Japanese and
+    # Chinese (no spaces between words) among them.
+    rule = next(r for r in SHIPPED.alerts if r.id == "nato-enlargement")
+    template = load_template("articles", index_prefix)["template"]
+    index = f"{index_prefix}-languages"
+    es_client.indices.create(
+        index=index, settings=template["settings"], mappings=template["mappings"]
+    )
+    languages: dict[str, str] = {}
+    for code in rule.languages:
+        data = fixture(code)
+        for kind, text in (("match", data["nato"]["match"]), ("article", article(code))):
+            lang = detect_language("", text, hint=data.get("hint")).language
+            document = {"language": lang, f"title_{lang}": "", f"text_{lang}": text}
+            es_client.index(index=index, id=f"{code}-{kind}", document=document)
+            languages[f"{code}-{kind}"] = lang
+    es_client.indices.refresh(index=index)
+    scores = score_articles(es_client, index, {rule.id: languages}, {rule.id: rule.queries})
+    found = scores[rule.id]
+    assert sorted(found) == sorted(languages)
+    below = {doc: r.explain() for doc, r in found.items() if r.score < rule.relevance_threshold}
+    assert below == {}
+    assert {r.where for r in found.values()} == {"lead"}
+    assert 30 <= found["ja-article"].words <= 300 and 30 <= found["zh-article"].words <= 300

@@ -30,6 +30,7 @@ from pipeline.alerts.query import (
 )
 from pipeline.alerts.rules import check_terms
 from pipeline.alerts.trial import try_rules
+from pipeline.cli import main
 from pipeline.errors import ConfigError
 from pipeline.settings import AlertRule, load_config, load_settings
 from pipeline.store.client import IndexNames, load_template
@@ -229,9 +230,9 @@ def _alerts(queries: str, extra: str = "") -> str:
             "(column 11)",
         ),
         (
-            _alerts("      it: NATO\n"),
+            _alerts("      hy: NATO\n"),
             "alerts[0] (id=nato-enlargement).queries",
-            "unknown language 'it'",
+            "unknown language 'hy'",
         ),
         (
             _alerts("      en: NATO\n", "    filters:\n      languages: [de]\n"),
@@ -483,3 +484,47 @@ def test_shipped_rule_matches_the_1954_story_in_every_language_and_not_distracto
     assert not any(verdicts[path] for path in distractors), verdicts
     languages = {r.language for r in results if Path(r.file) in story}
     assert languages == {"en", "ru", "uk"}
+
+
+# --- what stemming did, as `alerts test` shows it ----------------------------------------------
+
+
+def test_alerts_test_shows_the_matched_and_the_searched_words_as_analysed(
+    es_client: Elasticsearch,
+    es_node: str,
+    index_prefix: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    polish = tmp_path / "rozszerzenie.txt"
+    polish.write_text(
+        "Finlandia w NATO\n\nSejm poparł przystąpienie Finlandii do NATO i rozszerzenia "
+        "sojuszu o kolejne państwa; Szwecja złożyła wniosek o członkostwo tego samego dnia, "
+        "a rząd zapowiada szybką ratyfikację.\n",
+        encoding="utf-8",
+    )
+    config = load_config(load_settings({"NEWSRADAR_CONFIG_DIR": str(REPO / "config")}))
+    rule = next(r for r in config.alerts if r.id == "nato-enlargement")
+    (result,) = try_rules(es_client, IndexNames(index_prefix), [rule], [polish], now=NOW)
+    assert result.language == "pl"
+    (hit,) = result.hits
+    analysed = {item.text: item.terms for item in hit.analysed}
+    assert analysed["rozszerzenia"] == ("rozszerzyć",)
+    assert analysed["NATO"] == ("na",)  # Stempel's reading, plain to see
+    (query,) = result.queries
+    assert (query.rule_id, query.analyser) == ("nato-enlargement", "polish")
+    searched = {item.text: item.terms for item in query.terms}
+    assert searched["rozszerzenie"] == ("rozszerzyć",)  # the rule's form meets the text's
+    assert searched["wejście do NATO"] == ("wejść", "na")  # "do" is a stop word
+
+    monkeypatch.setenv("NEWSRADAR_ES_URL", es_node)
+    monkeypatch.setenv("NEWSRADAR_INDEX_PREFIX", index_prefix)
+    monkeypatch.setenv("NEWSRADAR_CONFIG_DIR", str(REPO / "config"))
+    english = tmp_path / "drills.txt"
+    english.write_text("Drills\n\nNATO warships began their annual exercise.\n", encoding="utf-8")
+    assert main(["alerts", "test", str(polish), str(english)]) == 0
+    out = capsys.readouterr().out
+    assert "analysed: NATO → na · przystąpienie → przystąpienie · rozszerzenia → rozszerzyć" in out
+    assert "  nato-enlargement searches (polish): NATO → na · rozszerzenie → rozszerzyć" in out
+    assert "expans* → expan*" in out  # the English prefix is stemmed before it is a prefix

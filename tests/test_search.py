@@ -126,7 +126,8 @@ def test_a_query_restricted_to_russian_uses_the_russian_fields(
     assert set(ids(result.hits)) == {"ru-enlargement", "ru-copy"}
     assert all(hit.language == "ru" for hit in result.hits)
     assert query_fields("ru") == ["title_ru^2", "text_ru", "title^2", "text"]
-    assert query_fields("it") == ["title^2", "text"]
+    assert query_fields("it") == ["title_it^2", "text_it", "title^2", "text"]
+    assert query_fields("hy") == ["title^2", "text"]  # no Armenian in the table
     assert len(query_fields()) == 2 * len(LANGUAGE_FIELDS) + 2
 
 
@@ -291,3 +292,46 @@ def test_cli_bad_options_are_one_line(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert fragment in err[0]
+
+
+def test_every_language_of_the_table_is_searched_through_its_own_analyser(
+    es_client: Elasticsearch, index_prefix: str
+) -> None:
+    names = IndexNames(index_prefix)
+    install(es_client, index_prefix)
+    polish = {
+        "url": "https://pap.example/1",
+        "source": "pap",
+        "language": "pl",
+        "published": "2024-05-02T09:30:00Z",
+        "title": "Sejm o rozszerzeniu NATO",
+        "text": "Posłowie poparli rozszerzenia sojuszu o kolejne państwa regionu.",
+    }
+    japanese = {
+        "url": "https://nhk.example/2",
+        "source": "nhk",
+        "language": "ja",
+        "published": "2024-05-02T10:30:00Z",
+        "title": "スウェーデンがNATOに加わった",
+        "text": "スウェーデンは長い中立の歴史を経て北大西洋条約機構に加わった。",
+    }
+    slovak = {
+        "url": "https://sme.example/3",
+        "source": "sme",
+        "language": "sk",
+        "published": "2024-05-02T11:30:00Z",
+        "title": "Rozšírenie aliancie",
+        "text": "Parlament schválil rozšírenia aliancie o dve severské krajiny.",
+    }
+    actions = [
+        BulkAction(names.articles, key, _document(doc), op="create")
+        for key, doc in {"pl": polish, "ja": japanese, "sk": slovak}.items()
+    ]
+    write(es_client, actions, names=names, stage="index", refresh=True)
+    # Stempel: the query's rozszerzenie and the text's rozszerzeniu / rozszerzenia are one stem.
+    assert ids(search(es_client, names, "rozszerzenie", language="pl").hits) == ["pl"]
+    # Kuromoji: the dictionary form 加わる finds the past 加わった.
+    assert ids(search(es_client, names, "加わる").hits) == ["ja"]
+    # Slovak has no stemmer: folding finds the unaccented spelling, a prefix the inflection.
+    assert ids(search(es_client, names, "rozsirenie").hits) == ["sk"]
+    assert ids(search(es_client, names, "rozsiren*", language="sk").hits) == ["sk"]

@@ -16,17 +16,15 @@ from typing import Any
 
 import pytest
 from elasticsearch import Elasticsearch
+from storyfixtures import normalised, story_indices
 
 from pipeline.errors import ConfigError
-from pipeline.net.urls import url_id
 from pipeline.normalise.events import EventConfig
-from pipeline.normalise.extract import ExtractedArticle
 from pipeline.normalise.fingerprint import DEFAULT_CONFIG, DedupConfig, classify, fingerprint
-from pipeline.normalise.language import LanguageResult
 from pipeline.normalise.page import NormalisedArticle
 from pipeline.store import story_documents, story_match
 from pipeline.store.articles import article_document, iso_utc, parse_iso_utc
-from pipeline.store.client import IndexNames, load_template
+from pipeline.store.client import IndexNames
 from pipeline.store.stories import StoryDecision, ingest
 
 FIXTURE = Path(__file__).parent / "fixtures" / "dedup" / "articles.json"
@@ -56,29 +54,14 @@ def article(record_id: str) -> NormalisedArticle:
     record = BY_ID[record_id]
     source = SOURCES[record["kind"]]
     url = f"https://{source}/news/{record_id}"
-    extracted = ExtractedArticle(
-        url=url,
-        canonical_url=url,
+    return normalised(
+        url,
+        source,
         title=record_id,
         text=record["text"],
-        description=None,
-        authors=(),
+        language=record["language"],
         published=T0,
-        published_raw=None,
-        published_source="fetched",
-        updated=None,
-        site_name=source,
-        lead_image=None,
-        language_hint=None,
-        encoding="utf-8",
-        mojibake_repaired=False,
-    )
-    return NormalisedArticle(
-        id=url_id(url),
-        source=source,
-        article=extracted,
-        language=LanguageResult(record["language"], 0.99, "detected"),
-        fingerprint=fingerprint(record["text"]),
+        from_page=False,
     )
 
 
@@ -197,16 +180,7 @@ def names(es_client: Elasticsearch, index_prefix: str) -> IndexNames:
 
     Only these two: installing all six costs seconds of cluster-state updates per test.
     """
-    names = IndexNames(index_prefix)
-    for name in ("articles", "stories"):
-        template = load_template(name, index_prefix)["template"]
-        es_client.indices.create(
-            index=names.first_index(name),
-            aliases={names.alias(name): {"is_write_index": True}},
-            settings=template["settings"],
-            mappings=template["mappings"],
-        )
-    return names
+    return story_indices(es_client, index_prefix)
 
 
 # --- one process ------------------------------------------------------------------------

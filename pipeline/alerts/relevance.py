@@ -72,6 +72,12 @@ _SEARCHES_PER_REQUEST: Final = 100
 _OPEN: Final = "\ue000"
 _CLOSE: Final = "\ue001"
 _MARKS: Final = re.compile(f"([{_OPEN}{_CLOSE}])")
+# Scripts written without spaces between words: Han, kana, Thai, Lao, Khmer, Myanmar.
+_UNSPACED: Final = re.compile(
+    "[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+    "\u0e00-\u0e7f\u0e80-\u0eff\u1780-\u17ff\u1000-\u109f]"
+)
+_UNSPACED_WORD: Final = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +186,7 @@ def score_spans(
     ``alternatives`` holds, per alternative, the hits of each of its parts; ``distinct`` the
     distinct words and phrases found per alternative.
     """
-    words = len(title.split()) + len(text.split())
+    words = _count_words(title) + _count_words(text)
     lead_end = _lead_end(text)
     best: Relevance | None = None
     for spans, found in zip(alternatives, distinct, strict=True):
@@ -244,16 +250,31 @@ def _lead_end(text: str) -> int:
 
 
 def _word_ends(line: str, offset: int) -> Iterator[int]:
-    inside = False
+    """Where each word of ``line`` ends (offsets from ``offset``).
+
+    Words end at white space; in scripts written without spaces between words (Chinese,
+    Japanese, Thai, ...) every _UNSPACED_WORD characters count as a word, about what a word
+    is there, so that a Japanese article is not a handful of "words".
+    """
+    inside = 0
     for index, char in enumerate(line):
         if char.isspace():
             if inside:
                 yield offset + index
-            inside = False
+            inside = 0
+        elif _UNSPACED.match(char):
+            inside += 1
+            if inside % _UNSPACED_WORD == 0:
+                yield offset + index + 1
+                inside = 0
         else:
-            inside = True
+            inside = max(inside, 1)
     if inside:
         yield offset + len(line)
+
+
+def _count_words(text: str) -> int:
+    return sum(1 for _ in _word_ends(text, 0))
 
 
 def _terms(title: str, text: str, parts: Sequence[Spans]) -> tuple[tuple[str, int], ...]:

@@ -17,14 +17,16 @@ from elasticsearch import Elasticsearch
 from pipeline.alerts.query import compile_rule, parse_query, rule_fingerprint, terms
 from pipeline.alerts.reads import iso, scan
 from pipeline.errors import ConfigError, PermanentError
+from pipeline.languages import analyse_request, language
 from pipeline.settings import DEFAULT_MIN_RELEVANCE, AlertRule
 from pipeline.store.bulk import BulkAction, write
-from pipeline.store.client import LANGUAGE_FIELDS, IndexNames, call, load_template
+from pipeline.store.client import IndexNames, call
 
 __all__ = [
     "RuleError",
     "StoreReport",
     "StoredRule",
+    "analyse",
     "check_terms",
     "load_rules",
     "record_rule_health",
@@ -192,10 +194,10 @@ def record_rule_health(
         write(es, actions, names=names, stage="alerts", refresh=True)
 
 
-def _analysers(prefix: str) -> dict[str, str]:
-    """Language -> analyser name, read from the articles mapping (mappings are data)."""
-    properties = load_template("articles", prefix)["template"]["mappings"]["properties"]
-    return {lang: str(properties[f"text_{lang}"]["analyzer"]) for lang in LANGUAGE_FIELDS}
+def analyse(client: Elasticsearch, lang: str, text: str) -> tuple[str, ...]:
+    """The terms ``lang``'s analyser makes of ``text``, in order (stop words dropped)."""
+    response = client.indices.analyze(text=text, **analyse_request(lang))
+    return tuple(str(token["token"]) for token in response["tokens"])
 
 
 def check_terms(
@@ -208,12 +210,12 @@ def check_terms(
     are stop words (``"the"``, ``"of the"``); one stop word among others (``"join the NATO"``)
     is fine, since the analyser keeps its position.
     """
-    analysers = _analysers("check")
     for rule in rules:
         for lang, text in rule.queries.items():
-            analyser = analysers[lang]
+            entry = language(lang)
+            analyser = entry.analyser if entry is not None else lang
             for item in sorted({t.text for t in terms(parse_query(text))}):
-                if client.indices.analyze(analyzer=analyser, text=item)["tokens"]:
+                if analyse(client, lang, item):
                     continue
                 if " " in item:
                     problem = f"every word of the phrase {item!r} is a stop word for the"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,16 +21,19 @@ from elastic_transport import TransportError
 from elasticsearch import ApiError, Elasticsearch
 
 from pipeline.alerts.highlight import highlighted
-from pipeline.alerts.query import compile_rule
+from pipeline.alerts.query import Term, compile_rule, parse_query, terms
 from pipeline.alerts.relevance import score_articles
-from pipeline.alerts.rules import check_terms
+from pipeline.alerts.rules import analyse, check_terms
 from pipeline.errors import ConfigError
+from pipeline.languages import language
 from pipeline.settings import AlertRule
 from pipeline.store.client import IndexNames, call, load_template
 
 __all__ = [
     "ARTICLE_SUFFIXES",
+    "Analysed",
     "RuleHit",
+    "RuleQuery",
     "TrialResult",
     "article_files",
     "read_article_file",
@@ -41,11 +44,20 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
-class RuleHit:
-    """A rule whose query matched a file: the words, a snippet, and the relevance verdict.
+class Analysed:
+    """A word or phrase and the terms its language's analyser makes of it (what is matched)."""
 
-    ``relevance`` is the score (pipeline.alerts.relevance), ``min_relevance`` the rule's
-    threshold, ``why`` the one-line reason a digest would show.
+    text: str
+    terms: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RuleHit:
+    """A rule whose query matched a file: its words, a snippet, and the relevance verdict.
+
+    ``analysed``: the matched words as the analyser made them; ``relevance``: the score
+    (pipeline.alerts.relevance); ``min_relevance``: the rule's threshold; ``why``: the
+    one-line reason a digest would show.
     """
 
     rule_id: str
@@ -56,6 +68,19 @@ class RuleHit:
     min_relevance: float
     where: str
     why: str
+    analysed: tuple[Analysed, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RuleQuery:
+    """A rule's query in the file's language: each of its words and phrases as analysed.
+
+    A prefix (``expans*``) is analysed like a word and then matched as a prefix of terms.
+    """
+
+    rule_id: str
+    analyser: str
+    terms: tuple[Analysed, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +88,7 @@ class TrialResult:
     """One file run through the rules: its language, the rules that alert, those below.
 
     ``hits``: rules that would alert on it; ``below``: rules whose query matches but whose
-    relevance stays under their min_relevance.
+    relevance stays under their min_relevance; ``queries``: what each rule searches.
     """
 
     file: str
@@ -73,6 +98,7 @@ class TrialResult:
     method: str
     hits: tuple[RuleHit, ...]
     below: tuple[RuleHit, ...] = ()
+    queries: tuple[RuleQuery, ...] = ()
 
 
 # What `newsradar alerts test DIR` tries in a directory.
@@ -160,11 +186,18 @@ def try_rules(
         settings=template["settings"],
         mappings=template["mappings"],
     )
+    cache: dict[tuple[str, str], Analysed] = {}
+
+    def analysed(lang: str, text: str) -> Analysed:
+        if (lang, text) not in cache:
+            cache[lang, text] = Analysed(text, call(es, analyse, es, lang, text))
+        return cache[lang, text]
+
     try:
         for number, path in enumerate(files):
             title, text, hint = read_article_file(path, now=now)
-            language = detect_language(title, text, hint=hint)
-            lang = language.language
+            detected = detect_language(title, text, hint=hint)
+            lang = detected.language
             document: dict[str, Any] = {"title": title, "text": text, "language": lang}
             if f"text_{lang}" in template["mappings"]["properties"]:
                 document[f"title_{lang}"] = title
@@ -172,16 +205,21 @@ def try_rules(
             doc_id = f"file-{number}"
             call(es, es.index, index=index, id=doc_id, document=document, refresh=True)
             matched = [r for r in rules if _matches(es, index, queries[r.id], doc_id)]
-            verdicts = [_verdict(es, index, rule, doc_id, lang) for rule in matched]
+            verdicts = [_verdict(es, index, rule, doc_id, lang, analysed) for rule in matched]
             results.append(
                 TrialResult(
                     file=str(path),
                     title=title,
                     language=lang,
-                    probability=round(language.probability, 3),
-                    method=language.method,
+                    probability=round(detected.probability, 3),
+                    method=detected.method,
                     hits=tuple(v for v in verdicts if v.relevance >= v.min_relevance),
                     below=tuple(v for v in verdicts if v.relevance < v.min_relevance),
+                    queries=tuple(
+                        _rule_query(rule.id, lang, rule.queries[lang], analysed)
+                        for rule in rules
+                        if lang in rule.queries
+                    ),
                 )
             )
     finally:
@@ -192,14 +230,22 @@ def try_rules(
     return results
 
 
-def _verdict(es: Elasticsearch, index: str, rule: AlertRule, doc_id: str, language: str) -> RuleHit:
+def _verdict(
+    es: Elasticsearch,
+    index: str,
+    rule: AlertRule,
+    doc_id: str,
+    lang: str,
+    analysed: Callable[[str, str], Analysed],
+) -> RuleHit:
     """The rule's relevance on a file it matched, with the words and the passage."""
     hit = highlighted(es, index, rule, [doc_id])[doc_id]
-    wanted = {rule.id: {doc_id: language}}
+    matched = tuple(analysed(lang, term) for term in hit.terms)
+    wanted = {rule.id: {doc_id: lang}}
     scored = score_articles(es, index, wanted, {rule.id: rule.queries}).get(rule.id, {})
     relevance = scored.get(doc_id)
     if relevance is None:  # matched through a language field the file is not detected in
-        return RuleHit(rule.id, rule.name, hit.terms, hit.snippet, 1.0, 0.0, "body", "")
+        return RuleHit(rule.id, rule.name, hit.terms, hit.snippet, 1.0, 0.0, "body", "", matched)
     return RuleHit(
         rule_id=rule.id,
         name=rule.name,
@@ -209,7 +255,27 @@ def _verdict(es: Elasticsearch, index: str, rule: AlertRule, doc_id: str, langua
         min_relevance=rule.relevance_threshold,
         where=relevance.where,
         why=relevance.explain(),
+        analysed=matched,
     )
+
+
+def _rule_query(
+    rule_id: str, lang: str, query: str, analysed: Callable[[str, str], Analysed]
+) -> RuleQuery:
+    """``query``'s words and phrases through ``lang``'s analyser, each once, in order."""
+    seen: dict[str, Analysed] = {}
+    for term in terms(parse_query(query)):
+        written = f"{term.text}*" if isinstance(term, Term) and term.prefix else term.text
+        if written in seen:
+            continue
+        found = analysed(lang, term.text)
+        if written != term.text:
+            # What bool_prefix searches: the analysed word's last term as a prefix.
+            prefix = (*found.terms[:-1], f"{found.terms[-1]}*") if found.terms else ()
+            found = Analysed(written, prefix)
+        seen[written] = found
+    entry = language(lang)
+    return RuleQuery(rule_id, entry.analyser if entry else lang, tuple(seen.values()))
 
 
 def _matches(es: Elasticsearch, index: str, query: dict[str, Any], doc_id: str) -> bool:

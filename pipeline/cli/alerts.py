@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.cli.session import connected
 from pipeline.settings import Settings, load_config
+
+if TYPE_CHECKING:
+    from pipeline.alerts.trial import Analysed
 
 __all__ = [
     "cmd_alerts_feedback",
@@ -59,13 +64,21 @@ def cmd_alerts_test(settings: Settings, args: argparse.Namespace) -> int:
         for hit in result.hits:
             print(f"  match  {hit.rule_id} ({hit.name}): {', '.join(hit.terms)}")
             print(f"         {hit.why}")
+            print(f"         analysed: {_analysed(hit.analysed)}")
             print(f"         {hit.snippet[:200]}")
         for hit in result.below:
             print(f"  below  {hit.rule_id} ({hit.name}): min_relevance {hit.min_relevance:.2f}")
             print(f"         {hit.why}")
         if not result.hits and not result.below:
             print("  no rule matches")
+        for query in result.queries:
+            print(f"  {query.rule_id} searches ({query.analyser}): {_analysed(query.terms)}")
     return 0
+
+
+def _analysed(items: Sequence[Analysed]) -> str:
+    """``enlargements → enlarg · join NATO → join nato``: each as written and as analysed."""
+    return " · ".join(f"{item.text} → {' '.join(item.terms) or '(nothing)'}" for item in items)
 
 
 def cmd_alerts_resend(settings: Settings, args: argparse.Namespace) -> int:

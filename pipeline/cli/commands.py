@@ -24,6 +24,7 @@ from pipeline.cli.ingest import cmd_crawl, cmd_pull, cmd_reextract, cmd_run
 from pipeline.cli.session import connected
 from pipeline.cli.stories import add_stories_commands
 from pipeline.errors import NewsradarError, TransientError
+from pipeline.languages import LANGUAGES, language
 from pipeline.settings import Settings, load_config, load_settings
 
 __all__ = ["main"]
@@ -36,13 +37,29 @@ def _cmd_config(settings: Settings, args: argparse.Namespace) -> int:
             json.dumps(
                 {
                     "sources": [s.model_dump(mode="json") for s in config.sources],
-                    "alerts": [a.model_dump(mode="json") for a in config.alerts],
-                }
+                    "alerts": [
+                        a.model_dump(mode="json")
+                        | {"languages": list(a.languages), "unstemmed": _unstemmed(a.languages)}
+                        for a in config.alerts
+                    ],
+                },
+                ensure_ascii=False,
             )
         )
-    else:
-        print(f"{len(config.sources)} sources and {len(config.alerts)} alert rules are valid")
+        return 0
+    print(f"{len(config.sources)} sources and {len(config.alerts)} alert rules are valid")
+    for rule in config.alerts:
+        covered = f"{len(rule.languages)} of {len(LANGUAGES)} languages"
+        line = f"  {rule.id}: {covered}: {' '.join(rule.languages)}"
+        if unstemmed := _unstemmed(rule.languages):
+            line += f" (not stemmed, prefixes reach inflections: {' '.join(unstemmed)})"
+        print(line)
     return 0
+
+
+def _unstemmed(codes: Sequence[str]) -> list[str]:
+    """The languages among ``codes`` that fall back to the folding analyser."""
+    return [code for code in codes if (entry := language(code)) is None or not entry.stemmed]
 
 
 def _cmd_search(settings: Settings, args: argparse.Namespace) -> int:

@@ -20,6 +20,8 @@ import justext
 import yaml
 from anyascii import anyascii
 
+from pipeline.languages import language as table_entry
+
 __all__ = [
     "CONCEPT",
     "DATE",
@@ -31,19 +33,12 @@ __all__ = [
     "prose",
     "stems",
     "stoplist",
+    "words_of",
 ]
 
 # Key kinds, the prefix of each key: a name's skeleton, a vocabulary concept, a number, a
 # calendar date (month-day) and a year.
 NAME, CONCEPT, NUMBER, DATE, YEAR = "n:", "c:", "#:", "d:", "y:"
-_JUSTEXT_LANGUAGES: Final = {
-    "en": "English",
-    "ru": "Russian",
-    "uk": "Ukrainian",
-    "fr": "French",
-    "de": "German",
-    "es": "Spanish",
-}
 _WORD = re.compile(r"[^\W\d_](?:[^\W\d_]|['’\-](?=[^\W\d_]))*")
 _ELISION = re.compile(r"(?:[ldjnmtsc]|qu|jusqu|lorsqu|puisqu)['’](?=\w)", re.IGNORECASE)
 _POSSESSIVE = re.compile(r"['’]s$")
@@ -172,23 +167,33 @@ def lead_end(text: str) -> int:
     return min(len(text), 400)
 
 
-def keys_of(text: str, stop: frozenset[str], language: str) -> list[str]:
-    """Names, concepts, numbers and dates of a text, one key per mention."""
+def keys_of(
+    text: str, stop: frozenset[str], language: str, words: Sequence[tuple[str, int]] | None = None
+) -> list[tuple[str, int]]:
+    """Names, concepts, numbers and dates of a text, one (key, position) per mention.
+
+    ``words`` are the text's ``words_of``, when the caller has them already.
+    """
     vocabulary = _vocabulary()
-    keys: list[str] = []
-    words = _words(text)
-    opening = [_opens_sentence(text, start) for _, start in words]
+    keys: list[tuple[str, int]] = []
+    words = words_of(text) if words is None else words
+    # Only capitalised words can be names: only they are asked whether they open a sentence.
+    opening = {
+        index: _opens_sentence(text, start)
+        for index, (word, start) in enumerate(words)
+        if word[:1].isupper()
+    }
     # A capitalised word opening a sentence is a name only when it is capitalised mid-sentence
     # somewhere too: "Officials said" is not a name, "Korotchenko said" is.
-    names_midsentence = {w for (w, _), first in zip(words, opening, strict=True) if not first}
+    names_midsentence = {words[index][0] for index, first in opening.items() if not first}
     index = 0
     while index < len(words):
         concept, length = _concept_at(words, index, vocabulary)
+        word, start = words[index]
         if concept is not None:
-            keys.append(CONCEPT + concept)
+            keys.append((CONCEPT + concept, start))
             index += length
             continue
-        word = words[index][0]
         index += 1
         if not word[:1].isupper() or word.lower() in stop:
             continue
@@ -198,7 +203,7 @@ def keys_of(text: str, stop: frozenset[str], language: str) -> list[str]:
             continue
         skeleton = _skeleton(word)
         if len(skeleton) >= 2:
-            keys.append(NAME + skeleton)
+            keys.append((NAME + skeleton, start))
     dates, days = _dates(text)
     keys += dates
     keys += _numbers(text, days)
@@ -220,7 +225,7 @@ def _not_a_name(word: str, previous: str, language: str) -> bool:
     return previous.lower() in _GERMAN_DETERMINERS or bool(_GERMAN_NOUN_SUFFIX.search(lower))
 
 
-def _words(text: str) -> list[tuple[str, int]]:
+def words_of(text: str) -> list[tuple[str, int]]:
     """The words of a text with where they start, without elisions and possessives.
 
     l'OTAN and d'Allemagne give OTAN and Allemagne, Moscow's and USSR’s give Moscow and USSR.
@@ -228,10 +233,12 @@ def _words(text: str) -> list[tuple[str, int]]:
     words: list[tuple[str, int]] = []
     for match in _WORD.finditer(text):
         word, start = match.group(), match.start()
-        elided = _ELISION.match(word)
-        if elided:
-            word, start = word[elided.end() :], start + elided.end()
-        words.append((_POSSESSIVE.sub("", word), start))
+        if "'" in word or "’" in word:  # the regexes only for the few words they can change
+            elided = _ELISION.match(word)
+            if elided:
+                word, start = word[elided.end() :], start + elided.end()
+            word = _POSSESSIVE.sub("", word)
+        words.append((word, start))
     return words
 
 
@@ -257,9 +264,9 @@ def _skeleton(word: str) -> str:
     return _REPEATS.sub(r"\1", "".join(ch for ch in consonants if ch.isalpha()))
 
 
-def _numbers(text: str, days: Sequence[tuple[int, int]]) -> list[str]:
+def _numbers(text: str, days: Sequence[tuple[int, int]]) -> list[tuple[str, int]]:
     """Number keys, years apart, days of dates left out; groups of three digits are thousands."""
-    keys: list[str] = []
+    keys: list[tuple[str, int]] = []
     for match in _NUMBER.finditer(text):
         if match.span(1) in days:
             continue
@@ -273,25 +280,25 @@ def _numbers(text: str, days: Sequence[tuple[int, int]]) -> list[str]:
         if not value:
             continue
         if "." not in value and len(value) == 4 and 1900 <= int(value) <= 2100:
-            keys.append(YEAR + value)
+            keys.append((YEAR + value, match.start()))
         elif "." in value or int(value) >= 10:  # 1 to 9 are in every story
-            keys.append(NUMBER + value)
+            keys.append((NUMBER + value, match.start()))
     return keys
 
 
-def _dates(text: str) -> tuple[list[str], list[tuple[int, int]]]:
+def _dates(text: str) -> tuple[list[tuple[str, int]], list[tuple[int, int]]]:
     """Month-day keys of "31 March", "March 31", "31. März", "31 марта", "31 de marzo".
 
     Also the spans of their day numbers, which are not counted as numbers.
     """
-    keys: list[str] = []
+    keys: list[tuple[str, int]] = []
     spans: list[tuple[int, int]] = []
     for match in _DATE.finditer(text):
         month = _month(match.group("month"))
         day = match.group("before") or match.group("after")
         if month is None or day is None or not 1 <= int(day) <= 31:
             continue
-        keys.append(f"{DATE}{month:02d}-{int(day):02d}")
+        keys.append((f"{DATE}{month:02d}-{int(day):02d}", match.start()))
         group = "before" if match.group("before") else "after"
         spans.append(match.span(group))
     return keys, spans
@@ -307,10 +314,10 @@ def _month(word: str) -> int | None:
     return None
 
 
-def stems(text: str, stop: frozenset[str]) -> list[str]:
+def stems(words: Sequence[tuple[str, int]], stop: frozenset[str]) -> list[str]:
     """Content words cut to a stem of six letters: a cheap stand-in for per-language stemming."""
     stems = []
-    for word, _ in _words(text):
+    for word, _ in words:
         word = word.lower()
         if len(word) < 4 or word in stop:
             continue
@@ -321,10 +328,11 @@ def stems(text: str, stop: frozenset[str]) -> list[str]:
 @cache
 def stoplist(language: str) -> frozenset[str]:
     """The language's stop words (justext's lists), empty for a language it does not know."""
-    name = _JUSTEXT_LANGUAGES.get(language)
-    if name is None:
+    # pipeline/languages.py names justext's list for each language that has one.
+    entry = table_entry(language)
+    if entry is None or entry.justext is None:
         return frozenset()
-    return frozenset(justext.get_stoplist(name))
+    return frozenset(justext.get_stoplist(entry.justext))
 
 
 @dataclass(frozen=True, slots=True)

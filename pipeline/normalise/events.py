@@ -34,6 +34,7 @@ from pipeline.normalise.event_text import (
     prose,
     stems,
     stoplist,
+    words_of,
 )
 
 __all__ = [
@@ -158,16 +159,23 @@ def signature(title: str, text: str, language: str) -> EventSignature:
     """The event evidence of one article: its keys, and its terms in ``language``."""
     stop = stoplist(language)
     text = prose(text)
-    body_keys = keys_of(text, stop, language)
+    words = words_of(text)
+    body = keys_of(text, stop, language, words)
+    body_keys = [key for key, _ in body]
     # A title capitalises every word in some styles: its names count when the body has them.
     known = set(body_keys)
-    title_keys = [k for k in keys_of(title, stop, language) if k in known or not k.startswith(NAME)]
+    title_words = words_of(title)
+    title_keys = [
+        key
+        for key, _ in keys_of(title, stop, language, title_words)
+        if key in known or not key.startswith(NAME)
+    ]
     # The title and the lead say what the report is about: their keys and words count twice.
-    lead = text[: lead_end(text)]  # from the start: a title-like first line counts too
-    lead_keys = keys_of(lead, stop, language) if lead else []
+    end = lead_end(text)  # from the start: a title-like first line counts too
+    lead_keys = [key for key, position in body if position < end]
     keys = Counter(body_keys + title_keys + lead_keys)
-    title_stems = stems(title, stop)
-    terms = Counter(stems(text, stop) + title_stems * 2)
+    title_stems = stems(title_words, stop)
+    terms = Counter(stems(words, stop) + title_stems * 2)
     ranked_keys = sorted(sorted(keys, key=lambda k: (-keys[k], k))[:MAX_KEYS])
     ranked_terms = sorted(terms, key=lambda t: (-terms[t], t))[:MAX_TERMS]
     return EventSignature(

@@ -69,6 +69,10 @@ _REQUIRED_SCRIPT: Final = {
     "ko": re.compile(r"[\uac00-\ud7af\u1100-\u11ff\u3130-\u318f]"),
     "ja": re.compile(r"[\u3040-\u30ff]"),
 }
+# Scripts of languages without a profile whose letters still turn up in some profiles (stray
+# Georgian letters in Estonian's, say), so a Georgian article came out "et" at p=1.0. Text
+# mostly in one of these is no language the detector knows: the source's hint decides.
+_UNPROFILED_SCRIPT: Final = re.compile("[\u0530-\u058f\u10a0-\u10ff\u1c90-\u1cbf\u2d00-\u2d2f]")
 
 # URLs, e-mail addresses / handles and numbers carry no language (langdetect maps digits to
 # spaces anyway) and would only eat the sample's budget.
@@ -251,8 +255,9 @@ def detect_language(
 
     Below ``min_chars`` characters (after URLs, e-mail addresses and numbers are removed; CJK
     characters count 3), or when the best language scores under ``min_probability`` (or is not
-    unanimous on a sample under 100 characters), the answer is the source's ``hint`` (method
-    "hint") if one is given, else "und". A sample that is mostly not words (binary junk,
+    unanimous on a sample under 100 characters), or when it is mostly in a script no profile
+    covers (Georgian, Armenian), the answer is the source's ``hint`` (method "hint") if one is
+    given, else "und". A sample that is mostly not words (binary junk,
     replacement or control characters, symbols) is "und" whatever the hint.
     """
     sample = _sample(title, text)
@@ -263,6 +268,8 @@ def detect_language(
     if _word_share(sample) < _MIN_WORD_SHARE:
         # Not text in any language, so not in the hinted one either.
         return LanguageResult(UNDETERMINED, 0.0, "undetermined")
+    if len(_UNPROFILED_SCRIPT.findall(sample)) * 2 > sum(char.isalpha() for char in sample):
+        return _fallback(hint_code, {}, 0.0)
     scores = _scores(sample)
     if not scores:
         return _fallback(hint_code, scores, 0.0)

@@ -7,9 +7,10 @@ import multiprocessing
 import multiprocessing.forkserver
 import signal
 import threading
+import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Self
 
@@ -54,6 +55,9 @@ class NormalisedArticle:
     language: LanguageResult
     fingerprint: Fingerprint
     event: EventSignature | None = None  # None: pipeline.store.articles.event_of finds it
+    # Seconds of CPU each step took (extract, language, fingerprint, event): the crawl adds
+    # them up in its stats. A measurement, not part of the article, so never compared.
+    cpu: tuple[tuple[str, float], ...] = field(default=(), compare=False)
 
 
 def normalise_page(
@@ -70,6 +74,9 @@ def normalise_page(
 
     That is ExtractionError with the reason, or UnsupportedURL when the page's URL is unusable.
     """
+    # Per-step CPU of this thread: five clock reads, some microseconds, 0.01% of a page.
+    clock = time.thread_time
+    started = clock()
     article = extract_article(
         result.body,
         result.url,
@@ -79,20 +86,25 @@ def normalise_page(
         feed_published=feed_published,
         fetched_at=fetched_at,
     )
+    extracted = clock()
     # The page's own declaration beats the source's configured language as a fallback.
     language = detect_language(
         article.title, article.text, hint=article.language_hint or language_hint
     )
+    detected = clock()
+    print_ = fingerprint(article.text, num_perm=dedup.num_perm, bands=dedup.bands, rows=dedup.rows)
+    printed = clock()
+    # Here, in the extraction worker, rather than in the crawl's process.
+    event = signature(article.title, article.text, language.language)
+    steps = (extracted - started, detected - extracted, printed - detected, clock() - printed)
     return NormalisedArticle(
         id=url_id(article.canonical_url),
         source=source,
         article=article,
         language=language,
-        fingerprint=fingerprint(
-            article.text, num_perm=dedup.num_perm, bands=dedup.bands, rows=dedup.rows
-        ),
-        # Here, in the extraction worker, rather than in the crawl's process.
-        event=signature(article.title, article.text, language.language),
+        fingerprint=print_,
+        event=event,
+        cpu=tuple(zip(("extract", "language", "fingerprint", "event"), steps, strict=True)),
     )
 
 

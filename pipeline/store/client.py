@@ -129,11 +129,13 @@ def install(es: Elasticsearch, prefix: str) -> InstallReport:
             alias = names.alias(name)
             if es.indices.exists_alias(name=alias):
                 before = _stored_index(es, alias, lifecycle if name == "articles" else {})
+                analysers = _add_analysers(es, alias, body["template"].get("settings", {}))
                 es.indices.put_mapping(index=alias, **body["template"]["mappings"])
                 if name == "articles" and lifecycle:
                     es.indices.put_settings(index=alias, settings=lifecycle)
                 after = _stored_index(es, alias, lifecycle if name == "articles" else {})
-                (report.upgraded if after != before else report.unchanged).append(alias)
+                changed = analysers or after != before
+                (report.upgraded if changed else report.unchanged).append(alias)
                 continue
             try:
                 es.indices.create(
@@ -160,6 +162,35 @@ def install(es: Elasticsearch, prefix: str) -> InstallReport:
             raise SearchUnavailable(node_url(es), str(exc)) from exc
         raise
     return report
+
+
+def _add_analysers(es: Elasticsearch, alias: str, settings: dict[str, Any]) -> bool:
+    """Give each index behind ``alias`` the template's analysers it lacks; True if one did.
+
+    An index made before an analyser joined the template (the articles' folding analyser, say)
+    refuses fields that name it. Elasticsearch adds analysers only to a closed index, so such an
+    index is closed for the moment it takes, and opened again whatever happened. Analysers it
+    already has are left as they are: changing one would change how stored text was analysed.
+    """
+    wanted: dict[str, Any] = settings.get("analysis", {}).get("analyzer", {})
+    if not wanted:
+        return False
+    # An index without any analyser is left out of the answer, so the alias says which there are.
+    stored = es.indices.get_settings(index=alias, name="index.analysis.analyzer.*").body
+    changed = False
+    for index in sorted(es.indices.get_alias(name=alias).body):
+        settings_of = stored.get(index, {}).get("settings", {}).get("index", {})
+        present = settings_of.get("analysis", {}).get("analyzer", {})
+        missing = {name: spec for name, spec in wanted.items() if name not in present}
+        if not missing:
+            continue
+        es.indices.close(index=index)
+        try:
+            es.indices.put_settings(index=index, settings={"analysis": {"analyzer": missing}})
+        finally:
+            es.indices.open(index=index, wait_for_active_shards="1")
+        changed = True
+    return changed
 
 
 def _stored_templates(es: Elasticsearch, names: IndexNames) -> dict[str, Any]:

@@ -1,13 +1,15 @@
 """Index names: the indices newsradar keeps and their aliases under one prefix.
 
-Imports nothing from pipeline: pipeline.settings hands one IndexNames to every stage
-(``Settings.names``), so this module sits below the settings.
+Imports nothing from pipeline but the language table: pipeline.settings hands one IndexNames to
+every stage (``Settings.names``), so this module sits below the settings.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Final
+
+from pipeline.languages import LANGUAGE_CODES
 
 __all__ = ["INDICES", "LANGUAGE_FIELDS", "IndexNames"]
 
@@ -26,8 +28,8 @@ INDICES: Final = (
 )
 
 # Languages with their own analysed title_xx / text_xx fields in the articles mapping; rules
-# may have queries in these (checked with the settings).
-LANGUAGE_FIELDS: Final = ("en", "ru", "uk", "fr", "de", "es")
+# may have queries in these (checked with the settings). pipeline/languages.py is the table.
+LANGUAGE_FIELDS: Final = LANGUAGE_CODES
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,7 +81,9 @@ class KeptPage:
             "status": self.status,
             "fetched": self.fetched.isoformat(),
             "body_bytes": len(self.body),
-            "body": base64.b64encode(zlib.compress(self.body, 6)).decode("ascii"),
+            # Level 1: on real pages a fifth bigger than level 6 at less than half the CPU
+            # (2.7 against 6.5 ms a 340 KB page), and every crawled page pays it.
+            "body": base64.b64encode(zlib.compress(self.body, 1)).decode("ascii"),
         }
         optional = {
             "content_type": self.headers.get("content-type"),

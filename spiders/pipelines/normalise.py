@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import defaultdict
 from typing import TYPE_CHECKING, Any, Self
 
 from pipeline.crawl.process import CrawlOutcome
@@ -16,6 +18,7 @@ if TYPE_CHECKING:
     from concurrent.futures import Future
 
     from scrapy.crawler import Crawler
+    from scrapy.statscollectors import StatsCollector
 
 logger = logging.getLogger(__name__)
 
@@ -33,14 +36,26 @@ class NormalisePipeline:
 
     A PermanentError is the page's outcome; any other exception is a bug, and it fails the
     item (outcome ``error``) and so the crawl.
+
+    With ``stats``, the crawl's stats add up the workers' CPU seconds per step
+    (``newsradar/cpu/extract``, ``language``, ``fingerprint``, ``event``) and record this
+    process's own CPU seconds when the spider opens (``newsradar/cpu/crawl_start``: its
+    start-up, imports included).
     """
 
     def __init__(
-        self, *, index: bool = False, workers: int = 1, budget: float = DEFAULT_EXTRACT_TIMEOUT
+        self,
+        *,
+        index: bool = False,
+        workers: int = 1,
+        budget: float = DEFAULT_EXTRACT_TIMEOUT,
+        stats: StatsCollector | None = None,
     ) -> None:
         self.index = index
         self.workers = workers
         self.budget = budget
+        self.stats = stats
+        self.cpu: defaultdict[str, float] = defaultdict(float)  # the workers' seconds, by step
         self._pool: ExtractionPool | None = None
         self._started: Future[None] | None = None
 
@@ -52,15 +67,21 @@ class NormalisePipeline:
             index=crawler.settings.getbool("NEWSRADAR_INDEX"),
             workers=crawler.settings.getint("NORMALISE_WORKERS", 1),
             budget=crawler.settings.getfloat("EXTRACT_TIMEOUT", DEFAULT_EXTRACT_TIMEOUT),
+            stats=crawler.stats,
         )
 
     def open_spider(self) -> None:
         """Start the workers; the first downloads go out while they load the models."""
+        if self.stats is not None:
+            self.stats.set_value("newsradar/cpu/crawl_start", time.process_time())
         self._pool = ExtractionPool(self.workers, self.budget)
         self._started = self._pool.start()
 
     def close_spider(self) -> None:
         """Stop the workers."""
+        if self.stats is not None:
+            for key, seconds in self.cpu.items():
+                self.stats.set_value(key, seconds)
         if self._pool is not None:
             self._pool.close()
             self._pool = None
@@ -113,6 +134,8 @@ class NormalisePipeline:
             minhash=str(article.fingerprint.to_document()["minhash"]),
             num_perm=article.fingerprint.num_perm,
         )
+        for step, seconds in article.cpu:
+            self.cpu[f"newsradar/cpu/{step}"] += seconds
         if self.index:
             return NormalisedPage(page=item, article=article, outcome=outcome)
         return outcome
