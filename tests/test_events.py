@@ -88,6 +88,36 @@ def test_dates_and_numbers_are_read_in_every_language() -> None:
         assert "#:31" not in keys, language  # the day of a date is not a number of its own
 
 
+def test_a_date_after_a_word_and_a_number_with_non_breaking_spaces_are_read() -> None:
+    for language, text in {
+        "ru": "Встреча прошла в Москве 14 марта, на неё пришли 23\u00a0206 человек.",
+        "fr": "La réunion a eu lieu jeudi 14 mars devant 23\u202f206 personnes.",
+        "en": "The meeting was held on Tuesday 14 March before 23,206 people.",
+    }.items():
+        keys = set(signature("", text, language).keys)
+        assert {"d:03-14", "#:23206"} <= keys, (language, keys)
+
+
+def test_a_shared_date_and_figure_without_each_others_lead_is_not_one_event() -> None:
+    # Two quakes on one day with one figure in common, each led by its own place and people.
+    one = signature(
+        "Quake shakes Arequipa",
+        "A magnitude 6.1 earthquake struck Arequipa on 14 March, said mayor Rosa Quispe.\n"
+        "Some 536 homes were damaged in the Peruvian city.",
+        "en",
+    )
+    other = signature(
+        "Quake hits Hokkaido",
+        "A magnitude 6.1 quake hit Kushiro on 14 March, officials in Sapporo reported.\n"
+        "Train services were halted across the island for the day.",
+        "en",
+    )
+    at = datetime(2026, 3, 14, 12, tzinfo=UTC)
+    evidence = compare(one, "en", at, other, "en", at)
+    assert {"d:03-14", "#:6.1"} <= set(evidence.shared)
+    assert not evidence.joined, evidence
+
+
 def test_a_sentence_opening_word_and_german_nouns_are_not_names() -> None:
     german = signature(
         "",

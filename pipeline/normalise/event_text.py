@@ -48,12 +48,13 @@ _SENTENCE_ENDS: Final = frozenset(".!?…:;—–-•*")
 # sentence is not.
 _QUOTES: Final = frozenset("\"'«»“”„‹›‘’")
 # Numbers with thousands separators ("1,200", "1 200", "1.200") or a decimal part ("7,8").
-_NUMBER = re.compile(r"(?<![\w.,])(\d{1,3}(?:[  .,]\d{3})+|\d+(?:[.,]\d+)?)(?![\w])")
-_DATE = re.compile(
-    r"(?:(?<![\w.,])(?P<before>\d{1,2})\.?\s+(?:de\s+)?)?(?P<month>[^\W\d_]{3,})"
-    r"(?(before)|\s+(?P<after>\d{1,2})(?![\d.,]\d))"
-)
-_THOUSANDS = re.compile(r"\d{1,3}(?:([  .,])\d{3})+")
+_NUMBER = re.compile(r"(?<![\w.,])(\d{1,3}(?:[ \u00a0\u202f.,]\d{3})+|\d+(?:[.,]\d+)?)(?![\w])")
+# A month word, and the day before it ("31 марта", "31. März", "31 de marzo") or after it
+# ("March 31"), looked for around each month word so that "в Москве 14 марта" finds it.
+_MONTH_CANDIDATE = re.compile(r"[^\W\d_]{3,}")
+_DAY_BEFORE = re.compile(r"(?<![\w.,])(\d{1,2})\.?\s+(?:de\s+)?$")
+_DAY_AFTER = re.compile(r"\s+(\d{1,2})(?![\d.,]\d|\w)")
+_THOUSANDS = re.compile(r"\d{1,3}(?:([ \u00a0\u202f.,])\d{3})+")
 _MONTHS: Final[Mapping[int, tuple[str, ...]]] = {
     1: ("january", "jan", "январ", "січн", "janvier", "januar", "jänner", "enero"),
     2: ("february", "feb", "феврал", "лют", "février", "fevrier", "februar", "febrero"),
@@ -293,14 +294,17 @@ def _dates(text: str) -> tuple[list[tuple[str, int]], list[tuple[int, int]]]:
     """
     keys: list[tuple[str, int]] = []
     spans: list[tuple[int, int]] = []
-    for match in _DATE.finditer(text):
-        month = _month(match.group("month"))
-        day = match.group("before") or match.group("after")
-        if month is None or day is None or not 1 <= int(day) <= 31:
+    for match in _MONTH_CANDIDATE.finditer(text):
+        month = _month(match.group())
+        if month is None:
             continue
-        keys.append((f"{DATE}{month:02d}-{int(day):02d}", match.start()))
-        group = "before" if match.group("before") else "after"
-        spans.append(match.span(group))
+        before = _DAY_BEFORE.search(text, max(0, match.start() - 8), match.start())
+        after = _DAY_AFTER.match(text, match.end(), match.end() + 6)
+        day = before or after
+        if day is None or not 1 <= int(day.group(1)) <= 31:
+            continue
+        keys.append((f"{DATE}{month:02d}-{int(day.group(1)):02d}", day.start(1)))
+        spans.append(day.span(1))
     return keys, spans
 
 

@@ -205,8 +205,8 @@ def compare(
     """Weigh the evidence that two reports tell one event; symmetric in its two sides.
 
     The score is the reports' likeness (keys, and within one language their words and titles)
-    scaled by how much of each one's lead the other has, plus a bonus per shared date or
-    telling number (7.8, 212,000; not 10 or 100), all discounted by the time between them:
+    plus a bonus per shared date or telling number (7.8, 212,000; not 10 or 100), scaled by
+    how much of each one's lead the other has and discounted by the time between them:
     reports of one happening come within hours, another happening of the topic days later.
     """
     hours = abs((a_time - b_time).total_seconds()) / 3600
@@ -229,13 +229,17 @@ def compare(
         threshold = config.cross_threshold
     telling = sum(1 for key in shared if _telling(key))
     decay = 1 - 0.5 * min(hours / config.window_hours, 1.0)
-    score = (likeness * coverage + _TELLING_BONUS * min(telling, 3)) * decay
+    # The bonus is scaled by the lead coverage too: a date and a figure in common, with nothing
+    # of each other's lead, is two events of one day (a quake's magnitude, a vote's count).
+    score = (likeness + _TELLING_BONUS * min(telling, 3)) * coverage * decay
     specific = len(specific_keys(shared))
     if hours > config.window_hours:
         joined, reason = False, f"{hours:.0f} h apart, more than {config.window_hours:g} h"
     elif specific < config.min_shared:
         joined, reason = False, f"{specific} names, numbers or dates shared, fewer than"
         reason += f" {config.min_shared}"
+    elif not _leads_share_a_name(a, b):
+        joined, reason = False, "neither lead names a person, place or body the other report has"
     elif score < threshold:
         joined, reason = False, f"score {score:.3f} below {threshold:g}"
     else:
@@ -253,6 +257,18 @@ def compare(
         hours_apart=round(hours, 2),
         same_language=same_language,
     )
+
+
+def _leads_share_a_name(a: EventSignature, b: EventSignature) -> bool:
+    """Whether a name or concept of either lead is in the other report (True if a lead has none).
+
+    Two quakes of one day with the same magnitude share a date and a figure, never a place.
+    """
+    named = [k for k in a.lead if k.startswith((NAME, CONCEPT))]
+    other = [k for k in b.lead if k.startswith((NAME, CONCEPT))]
+    if not named or not other:
+        return True
+    return bool(set(named) & set(b.keys)) or bool(set(other) & set(a.keys))
 
 
 def _telling(key: str) -> bool:
