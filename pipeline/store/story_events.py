@@ -20,6 +20,7 @@ from pipeline.normalise.events import Evidence, compare, specific_keys
 from pipeline.store.articles import iso_utc
 from pipeline.store.story_state import (
     EPOCH,
+    SIGNATURE_FIELDS,
     STATE_FIELDS,
     Batch,
     Stored,
@@ -33,17 +34,7 @@ from pipeline.store.story_state import (
 __all__ = ["EVENT_FIELDS", "EventMatcher"]
 
 # What comparing a candidate needs: its state, time, language and signature, not its MinHash.
-EVENT_FIELDS: Final = [
-    *STATE_FIELDS,
-    "published",
-    "language",
-    "event_keys",
-    "event_key_counts",
-    "event_terms",
-    "event_term_counts",
-    "event_title",
-    "event_lead",
-]
+EVENT_FIELDS: Final = [*STATE_FIELDS, *SIGNATURE_FIELDS]
 
 
 class EventMatcher:

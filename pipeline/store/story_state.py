@@ -27,6 +27,7 @@ __all__ = [
     "EPOCH",
     "MAX_ATTEMPTS",
     "MAX_HITS",
+    "SIGNATURE_FIELDS",
     "SOURCE_FIELDS",
     "STATE_FIELDS",
     "UNREAD_KEYS",
@@ -50,28 +51,6 @@ MAX_HITS: Final = 10_000
 # Conflicts come from other workers touching the same documents at the same moment; each
 # retry re-reads, so a handful always suffices unless something rewrites documents in a loop.
 MAX_ATTEMPTS: Final = 20
-SOURCE_FIELDS: Final = [
-    "fetched",
-    "content_hash",
-    "minhash",
-    "num_perm",
-    "band_keys",
-    "story_id",
-    "duplicate_of",
-    "duplicate_kind",
-    "similarity",
-    "related_to",
-    "event_score",
-    "story_relation",
-    "published",
-    "language",
-    "event_keys",
-    "event_key_counts",
-    "event_terms",
-    "event_term_counts",
-    "event_title",
-    "event_lead",
-]
 # The band keys of a candidate read without them (``pipeline.store.story_match``), until they
 # are needed for a lookup of its own.
 UNREAD_KEYS: Final = ("(not read)",)
@@ -85,6 +64,24 @@ STATE_FIELDS: Final = [
     "related_to",
     "event_score",
     "story_relation",
+]
+# An article's same-event signature and what comparing it needs besides its state.
+SIGNATURE_FIELDS: Final = [
+    "language",
+    "event_keys",
+    "event_key_counts",
+    "event_terms",
+    "event_term_counts",
+    "event_title",
+    "event_lead",
+]
+SOURCE_FIELDS: Final = [
+    *STATE_FIELDS,
+    "content_hash",
+    "minhash",
+    "num_perm",
+    "band_keys",
+    *SIGNATURE_FIELDS,
 ]
 # A copy outranks a report of the same event: its story is its original's whatever else.
 _KIND_RANK: Final[Mapping[str, int]] = {"new": 0, "same_event": 1, "near": 2, "exact_text": 3}
