@@ -112,11 +112,15 @@ def check(args: argparse.Namespace) -> str:
         for dag_id in args.dags:
             _unpause_when_parsed(wait, client, dag_id)
         started = time.monotonic()
-        run = client.post(
-            f"/api/v2/dags/{args.check_dag}/dagRuns",
-            json={"logical_date": None, "note": "make up: a run to check that tasks run"},
+        run = wait.until(
+            f"the {args.check_dag} run could not be triggered",
+            lambda: _written(
+                client.post(
+                    f"/api/v2/dags/{args.check_dag}/dagRuns",
+                    json={"logical_date": None, "note": "make up: a run to check that tasks run"},
+                )
+            ),
         )
-        run.raise_for_status()
         run_id = run.json()["dag_run_id"]
         runs = f"/api/v2/dags/{args.check_dag}/dagRuns/{run_id}"
         try:
@@ -144,7 +148,28 @@ def _unpause_when_parsed(wait: _Waiter, client: httpx.Client, dag_id: str) -> No
         lambda: _known(client, dag_id),
     )
     # Seen before, it may have been paused by hand; new DAGs start unpaused anyway.
-    client.patch(f"/api/v2/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
+    wait.until(
+        f"the DAG {dag_id} could not be unpaused",
+        lambda: _written(client.patch(f"/api/v2/dags/{dag_id}", json={"is_paused": False})),
+    )
+
+
+def _written(response: httpx.Response) -> httpx.Response | None:
+    """The response of a write the API took; None to try again after a server error.
+
+    Standalone Airflow keeps its metadata in SQLite, and a write that meets the DAG processor's
+    or the scheduler's lock fails with a 500 that the next attempt does not meet. A refusal
+    (4xx) is for good.
+    """
+    if response.status_code >= 500:
+        raise httpx.HTTPStatusError(
+            f"HTTP {response.status_code} from {response.request.url}",
+            request=response.request,
+            response=response,
+        )
+    if response.is_error:
+        raise NotReady(f"the API refused {response.request.url}: HTTP {response.status_code}")
+    return response
 
 
 def _answers(client: httpx.Client) -> bool | None:
