@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
 # Start one local Elasticsearch 8 node in the background and wait until it is yellow or green.
 #
-# The node is Elastic's integ-test distribution of Elasticsearch, resolved by Maven from Maven
-# Central (docker/es/pom.xml), plus the project's local-node plugin (docker/es/plugin), which adds
-# the language analysers and the root URL that distribution leaves out. Everything the node
-# writes stays under .local/es, or NEWSRADAR_ES_STATE; NEWSRADAR_ES_PORT picks the HTTP port
-# (default 9200; transport on port + 100, or NEWSRADAR_ES_TRANSPORT_PORT), NEWSRADAR_PORT_BASE
-# moves both (docker/ports.sh). Elasticsearch refuses to run as root, so as root the node runs
+# The node is the project's distribution (docker/es-dist.sh): Elastic's integ-test distribution
+# from Maven Central plus the project's local-node plugin (language analysers, root URL).
+# Everything the node writes stays under .local/es, or NEWSRADAR_ES_STATE; NEWSRADAR_ES_PORT picks
+# the HTTP port (default 9200; transport on port + 100, or NEWSRADAR_ES_TRANSPORT_PORT),
+# NEWSRADAR_PORT_BASE moves both (docker/ports.sh). Elasticsearch refuses to run as root, so as root the node runs
 # as the unprivileged user named by NEWSRADAR_ES_USER (default: nobody).
 set -euo pipefail
 # The node keeps the real clock when started from a process whose clock libfaketime moves (the
@@ -23,16 +22,15 @@ state="${NEWSRADAR_ES_STATE:-$root/.local/es}"
 source "$root/docker/ports.sh"
 port="$newsradar_es_port"
 url="http://127.0.0.1:$port"
-es_version=8.19.21
 pointer="$root/.local/es-state"  # where the node's files are when not in .local/es (es-down)
 
 fail() { echo "es-up: $*" >&2; exit 1; }
 
-# The plugin's version names its build: a digest of its sources and of the pom that pins its
-# Lucene modules. A node already running an older build lacks analysers the mappings name, and
-# every test would then fail on "unknown analyzer"; say so once, here.
-plugin_build="1.1.0-$(cat "$root/docker/es/pom.xml" $(find "$root/docker/es/plugin" -type f | LC_ALL=C sort) \
-  | sha1sum | cut -c1-12)"
+# shellcheck source=docker/es-dist.sh
+source "$root/docker/es-dist.sh"
+# A node already running an older plugin build lacks analysers the mappings name, and every
+# test would then fail on "unknown analyzer"; say so once, here.
+plugin_build="$es_plugin_build"
 if curl -fsS -m 2 "$url/_cluster/health" >/dev/null 2>&1; then
   running=$(curl -fsS -m 5 "$url/_nodes/plugins?filter_path=nodes.*.plugins.name,nodes.*.plugins.version" 2>/dev/null \
     | grep -oE '"name" *: *"newsradar-local" *, *"version" *: *"[^"]*"' | head -n1 \
@@ -64,47 +62,10 @@ fi
 if [ -z "${NEWSRADAR_ES_STATE:-}" ]; then
   if [ "$state" = "$root/.local/es" ]; then rm -f "$pointer"; else echo "$state" >"$pointer"; fi
 fi
-home="$state/dist/elasticsearch-$es_version"
-plugin="$home/plugins/newsradar-local"
+es_dist "$state"
+home="$es_home"
+java_home="$es_java_home"
 pid_file="$state/run/es.pid"
-
-mvn_run() {
-  # Markers and build output go under .local too, so the checkout stays clean.
-  mvn -B -q -s "$root/docker/es/settings.xml" -f "$root/docker/es/pom.xml" \
-    -DmarkersDirectory="$state/markers" -Dproject.build.directory="$state/target" \
-    "$@" >>"$state/maven.log" 2>&1
-}
-# Resolved again when the pom changed since (a Lucene module added to the plugin, say).
-if [ ! -x "$home/bin/elasticsearch" ] || [ ! -d "$state/plugin-jars" ] \
-    || [ "$root/docker/es/pom.xml" -nt "$state/plugin-jars" ]; then
-  rm -rf "$state/dist" "$state/plugin-jars" "$state/markers" "$state/maven.log"
-  if ! mvn_run dependency:unpack-dependencies -DincludeTypes=zip -DoutputDirectory="$state/dist" \
-      || ! mvn_run dependency:copy-dependencies -DexcludeTypes=zip -DoutputDirectory="$state/plugin-jars"; then
-    rm -rf "$state/dist" "$state/plugin-jars"
-    reason=$(grep -m1 -oE 'Could not (find|resolve)[^>]*' "$state/maven.log" || tail -n1 "$state/maven.log")
-    fail "cannot resolve the Elasticsearch node from Maven Central: $reason (log: $state/maven.log)"
-  fi
-  touch "$state/plugin-jars"
-fi
-
-java_bin="$(command -v java)" || fail "no java on PATH (the node needs Java 17)"
-java_home="${JAVA_HOME:-$(dirname "$(dirname "$(readlink -f "$java_bin")")")}"
-
-# The plugin is rebuilt whenever one of its sources is newer than its jar.
-sources=$(find "$root/docker/es/plugin/src" -name '*.java')
-if [ ! -s "$plugin/newsradar-local.jar" ] || [ "$state/plugin-jars" -nt "$plugin/newsradar-local.jar" ] \
-    || [ -n "$(find "$root/docker/es/plugin" -newer "$plugin/newsradar-local.jar" -type f)" ]; then
-  rm -rf "$plugin" "$state/plugin-classes"
-  mkdir -p "$plugin" "$state/plugin-classes"
-  # shellcheck disable=SC2086
-  "$java_home/bin/javac" --release 17 -nowarn -d "$state/plugin-classes" \
-    -cp "$home/lib/*:$state/plugin-jars/*" $sources >"$state/plugin-build.log" 2>&1 \
-    || fail "the local-node plugin does not compile; see $state/plugin-build.log"
-  "$java_home/bin/jar" cf "$plugin/newsradar-local.jar" -C "$state/plugin-classes" .
-  cp "$state/plugin-jars"/*.jar "$plugin/"
-  sed -e "s/@ES_VERSION@/$es_version/" -e "s/@PLUGIN_BUILD@/$plugin_build/" \
-    "$root/docker/es/plugin/plugin-descriptor.properties" >"$plugin/plugin-descriptor.properties"
-fi
 
 mkdir -p "$state/data" "$state/logs" "$state/tmp" "$state/run"
 cat >"$home/config/elasticsearch.yml" <<YAML

@@ -5,7 +5,13 @@
 #   3. the role <prefix>_analyst (read the dashboards in Kibana; give it to analysts' users),
 #   4. an API key for the pipeline limited to the <prefix>-* indices, written to
 #      /run/newsradar/es-api-key for the newsradar containers (kept while it still works).
-# Runs as root in the Elasticsearch image (certutil, curl and unzip are there).
+# Runs as root in the Elasticsearch image (certutil, curl and unzip are there), and on a host for
+# docker/cluster/es-cluster.sh: the variables below default to the image's paths and owners.
+#   CERTS_DIR, SECRETS_DIR      where the certificates and the API key file go
+#   ES_URL, ES_NODES            the node the calls go to; the nodes certificates are made for
+#   CERTUTIL                    elasticsearch-certutil (default: bin/ of the current folder)
+#   CERTS_OWNER, KEY_OWNER      owner:group of the certificates and of the key file
+#   CERTS_ONLY=1                stop after step 1 (the nodes need certificates to start)
 set -euo pipefail
 
 fail() { echo "setup: $*" >&2; exit 1; }
@@ -19,23 +25,27 @@ for secret in "$ELASTIC_PASSWORD" "$KIBANA_SYSTEM_PASSWORD"; do
   esac
 done
 
-# The paths compose mounts; the variables exist for tests/test_compose.py.
+# The paths compose mounts, unless set.
 certs="${CERTS_DIR:-/usr/share/elasticsearch/config/certs}"
 secrets="${SECRETS_DIR:-/run/newsradar}"
 es_url="${ES_URL:-https://es01:9200}"
 nodes="${ES_NODES:-es01 es02 es03}"
+certutil="${CERTUTIL:-bin/elasticsearch-certutil}"
+certs_owner="${CERTS_OWNER:-root:0}"
 # The uid the newsradar image runs as (docker/Dockerfile); it must read the key file.
-pipeline_uid=50000
+key_owner="${KEY_OWNER:-50000:0}"
 key_name="newsradar-pipeline-$NEWSRADAR_INDEX_PREFIX"
 
 # --- 1. certificates ---------------------------------------------------------------------------
+mkdir -p "$certs"
 if [ ! -f "$certs/ca/ca.crt" ]; then
   echo "setup: creating the certificate authority"
-  bin/elasticsearch-certutil ca --silent --pem --out "$certs/ca.zip"
+  "$certutil" ca --silent --pem --out "$certs/ca.zip"
   unzip -q -o "$certs/ca.zip" -d "$certs"
   rm -f "$certs/ca.zip"
 fi
-if [ ! -f "$certs/es01/es01.crt" ]; then
+first_node="${nodes%% *}"
+if [ ! -f "$certs/$first_node/$first_node.crt" ]; then
   echo "setup: creating node certificates for: $nodes"
   {
     echo "instances:"
@@ -43,18 +53,22 @@ if [ ! -f "$certs/es01/es01.crt" ]; then
       printf '  - name: %s\n    dns: [%s, localhost]\n    ip: [127.0.0.1]\n' "$node" "$node"
     done
   } >"$certs/instances.yml"
-  bin/elasticsearch-certutil cert --silent --pem --in "$certs/instances.yml" \
+  "$certutil" cert --silent --pem --in "$certs/instances.yml" \
     --out "$certs/nodes.zip" --ca-cert "$certs/ca/ca.crt" --ca-key "$certs/ca/ca.key"
   unzip -q -o "$certs/nodes.zip" -d "$certs"
   rm -f "$certs/nodes.zip"
 fi
 # Elasticsearch and Kibana run as uid 1000 and newsradar as 50000, all in group 0: group-read
 # for the certificates, but the CA key stays root's, so no service can mint certificates.
-chown -R root:0 "$certs"
+chown -R "$certs_owner" "$certs"
 find "$certs" -type d -exec chmod 0750 {} +
 find "$certs" -type f -exec chmod 0640 {} +
 chmod 0600 "$certs/ca/ca.key"
 ca="$certs/ca/ca.crt"
+if [ "${CERTS_ONLY:-}" = 1 ]; then
+  echo "setup: certificates in $certs"
+  exit 0
+fi
 
 # --- helpers -------------------------------------------------------------------------------------
 json_string() {
@@ -133,6 +147,6 @@ else
   mv "$key_file.new" "$key_file"
   echo "setup: created the pipeline's API key $key_name"
 fi
-chown "$pipeline_uid:0" "$key_file"
+chown "$key_owner" "$key_file"
 chmod 0440 "$key_file"
 echo "setup: done"
