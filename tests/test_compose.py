@@ -303,3 +303,47 @@ def test_setup_keeps_a_working_key_and_refuses_placeholders(tmp_path: Path) -> N
     assert done.returncode != 0 and requests == []
     [line] = done.stderr.strip().splitlines()
     assert "change-me" in line
+
+
+# --- the Airflow settings shared with the loopback cluster ----------------------------------------
+
+AIRFLOW_ENV = REPO / "docker" / "airflow.env"
+STACK = REPO / "docker" / "cluster" / "stack.sh"
+
+
+def _airflow_env() -> dict[str, str]:
+    values: dict[str, str] = {}
+    for line in AIRFLOW_ENV.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, sep, value = line.partition("=")
+            # Both readers take values as written: no quotes, spaces or variables to expand.
+            assert sep and re.fullmatch(r"AIRFLOW__[A-Z_]+__[A-Z_]+", name), line
+            assert re.fullmatch(r"[A-Za-z0-9_.:/-]+", value), line
+            values[name] = value
+    return values
+
+
+def test_the_shared_airflow_settings_reach_every_airflow_service(resolved: dict[str, Any]) -> None:
+    shared = _airflow_env()
+    assert shared["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT" in shared
+    airflow_services = [
+        name for name, service in resolved["services"].items() if name.startswith("airflow-")
+    ]
+    assert len(airflow_services) == 6
+    for name in airflow_services:
+        environment = resolved["services"][name]["environment"]
+        for setting, value in shared.items():
+            assert environment.get(setting) == value, f"{name}: {setting}"
+    # Said once: the compose file does not repeat (or contradict) a shared setting.
+    compose = COMPOSE.read_text(encoding="utf-8")
+    for setting in shared:
+        assert setting not in compose, setting
+
+
+def test_the_loopback_stack_reads_the_same_airflow_settings() -> None:
+    text = STACK.read_text(encoding="utf-8")
+    assert re.search(r"docker/airflow\.env", text), "stack.sh does not read docker/airflow.env"
+    for setting in _airflow_env():
+        # The stack may add settings of its own, never set a shared one again.
+        assert not re.search(rf"^\s*(export\s+)?{setting}=", text, flags=re.MULTILINE), setting
