@@ -4,9 +4,14 @@ One mapped task per source (or per group of NEWSRADAR_SOURCES_PER_TASK sources):
 that cannot be read fails its own task, the others go on. When the run created alerts,
 ``announce_alerts`` updates the alert-outbox asset and deliver_alerts mails them without
 waiting for its next five-minute tick.
+
+Every ten minutes; NEWSRADAR_INGEST_SCHEDULE (a cron expression, read where the DAG is parsed)
+sets another schedule, e.g. every minute for a cluster test that waits for the schedule to fire.
 """
 
 from __future__ import annotations
+
+import os
 
 from airflow.sdk import dag, task, teardown
 from newsradar_common import (
@@ -21,7 +26,7 @@ from newsradar_common import (
 
 @dag(
     dag_id="ingest_feeds",
-    schedule="*/10 * * * *",
+    schedule=os.environ.get("NEWSRADAR_INGEST_SCHEDULE") or "*/10 * * * *",
     start_date=START,
     catchup=False,
     max_active_runs=1,  # a second run would find nothing due that the first has not taken
