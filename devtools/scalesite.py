@@ -40,9 +40,11 @@ from pipeline.settings import Source
 
 __all__ = [
     "OUTLETS",
+    "Event",
     "Outlet",
     "ScalePage",
     "ScaleSite",
+    "article_text",
     "main",
     "plan_site",
     "render_page",
@@ -126,16 +128,20 @@ class ScalePage:
     variant: int  # which wording of the event (reports draw their own)
 
 
-def _name(rng: random.Random, endings: Sequence[Sequence[str]]) -> tuple[str, str]:
-    parts = [rng.choice(TEXT["syllables"]) for _ in range(rng.randint(2, 3))]
+def _name(
+    rng: random.Random, endings: Sequence[Sequence[str]], syllables: int = 2
+) -> tuple[str, str]:
+    """A name in Latin and Cyrillic letters, from ``syllables`` or one more, and an ending."""
+    parts = [rng.choice(TEXT["syllables"]) for _ in range(rng.randint(syllables, syllables + 1))]
     parts.append(rng.choice(endings))
     return "".join(p[0] for p in parts).capitalize(), "".join(p[1] for p in parts).capitalize()
 
 
 def _person(rng: random.Random) -> tuple[str, str, str]:
-    latin, russian, ukrainian = rng.choice(TEXT["first_names"])
+    first_latin, first_cyrillic = _name(rng, TEXT["first_name_endings"], syllables=1)
     last_latin, last_cyrillic = _name(rng, TEXT["surname_endings"])
-    return f"{latin} {last_latin}", f"{russian} {last_cyrillic}", f"{ukrainian} {last_cyrillic}"
+    cyrillic = f"{first_cyrillic} {last_cyrillic}"
+    return f"{first_latin} {last_latin}", cyrillic, cyrillic
 
 
 def _event(number: int, rng: random.Random, day: date) -> Event:
@@ -193,7 +199,8 @@ def _page(
 ) -> ScalePage:
     # Whole seconds: feeds carry no fractions, and the page's date must say what its feed says.
     published = published.replace(microsecond=0)
-    path = f"/{outlet.id}/{published:%Y/%m/%d}/{event.topic}-{event.number:05d}-{kind[0]}.html"
+    name = f"{event.topic}-{event.number:05d}-{kind.replace('_', '-')}{variant or ''}"
+    path = f"/{outlet.id}/{published:%Y/%m/%d}/{name}.html"
     wave = 1 if published < CUTOFF else 2
     return ScalePage(
         path, outlet.id, outlet.language, event.topic, event.number, kind, of, published, wave,
@@ -224,11 +231,25 @@ def write_report(event: Event, language: str, variant: int) -> tuple[str, list[s
     }
     title = rng.choice(TEXT["titles"][language][event.topic]).format(**slots)
     lead = rng.choice(TEXT["leads"][language][event.topic]).format(**slots)
-    body = [s.format(**slots) for s in rng.sample(TEXT["body"][language][event.topic], 5)]
-    closing = rng.sample(TEXT["generic"][language], 2)
-    sentences = [*body, *closing]
+    body = [s.format(**slots) for s in rng.sample(TEXT["body"][language][event.topic], 3)]
+    voices = [_voice(frame, language, rng) for frame in rng.sample(TEXT["voices"][language], 3)]
+    closing = rng.choice(TEXT["generic"][language])
+    sentences = [body[0], voices[0], body[1], voices[1], body[2], voices[2], closing]
     paragraphs = [lead] + [" ".join(sentences[i : i + 2]) for i in range(0, len(sentences), 2)]
     return title, paragraphs
+
+
+def _voice(frame: str, language: str, rng: random.Random) -> str:
+    """A sentence of someone the reporter met: a name, a place and a figure of its own."""
+    person = _person(rng)
+    place = _name(rng, TEXT["place_endings"])
+    cyrillic = language in {"ru", "uk"}
+    return frame.format(
+        voice=person[1] if cyrillic else person[0],
+        role=rng.choice(TEXT["roles"][language]),
+        place2=place[1] if cyrillic else place[0],
+        k=_figure(rng.randrange(3, 400), language),
+    )
 
 
 def _edited(paragraphs: list[str], source: Outlet, page: ScalePage) -> list[str]:
