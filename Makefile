@@ -6,7 +6,8 @@ PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck unit bench es-up es-down site clean up down
+.PHONY: install demo test lint typecheck unit bench es-up es-down site clean up down \
+  cluster cluster-down cluster-test
 
 install: $(STAMP)
 
@@ -112,6 +113,30 @@ bench: install es-up
 
 es-up:
 	bash docker/es-up.sh
+
+# The production shape on loopback: three Elasticsearch nodes with security on, PostgreSQL,
+# Redis, Airflow with the CeleryExecutor and two workers, the mail sink; see docker/cluster/.
+cluster: install
+	bash docker/cluster/es-cluster.sh up
+	bash docker/cluster/stack.sh up
+
+cluster-down:
+	bash docker/cluster/stack.sh down
+	bash docker/cluster/es-cluster.sh down
+
+# The cluster tests under the scheduler: the demo site as the sources, ingest_feeds every
+# minute, deliver_alerts started by the outbox asset alone (its tick moved to once a year), a
+# fresh index prefix so that a kept cluster ingests anew. The cluster is stopped afterwards,
+# whatever the outcome.
+CLUSTER_TEST_ENV := NEWSRADAR_CONFIG_DIR=config/demo NEWSRADAR_INGEST_SCHEDULE='* * * * *' \
+  NEWSRADAR_DELIVER_SCHEDULE='0 0 1 1 *' NEWSRADAR_ALLOW_PRIVATE_NETWORKS=1 NEWSRADAR_CRAWL_DELAY=0
+
+cluster-test: install
+	@status=0; \
+	{ $(CLUSTER_TEST_ENV) NEWSRADAR_INDEX_PREFIX=cluster-test-$$(date +%s) $(MAKE) cluster \
+	  && $(VENV)/bin/pytest -m cluster tests/cluster; } || status=$$?; \
+	$(MAKE) cluster-down || status=$$((status ? status : 1)); \
+	exit $$status
 
 es-down:
 	bash docker/es-down.sh

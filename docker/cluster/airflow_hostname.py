@@ -2,8 +2,9 @@
 
 Airflow records on each task instance the host that ran it (``[core] hostname_callable``).
 Two workers on one machine would both report the machine's name; docker/cluster/stack.sh sets
-this callable for its workers so that each reports its Celery name, ``worker1@<host>``, which
-still reaches the machine when read as a URL's authority (the part before ``@`` is a user name).
+this callable for its workers so that each reports its Celery name, ``worker1@<host>`` (the
+host as Celery's ``%h`` names it), which still reaches the machine when read as a URL's
+authority: the part before ``@`` is a user name there.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ __all__ = ["hostname"]
 
 
 def hostname() -> str:
-    """``NEWSRADAR_CLUSTER_WORKER@<fqdn>``, or the fully qualified name alone when unset."""
-    fqdn = socket.getfqdn()
+    """``NEWSRADAR_CLUSTER_WORKER@<host>``, or Airflow's own choice (the FQDN) when unset."""
     worker = os.environ.get("NEWSRADAR_CLUSTER_WORKER", "")
-    return f"{worker}@{fqdn}" if worker else fqdn
+    return f"{worker}@{socket.gethostname()}" if worker else socket.getfqdn()

@@ -17,7 +17,8 @@
 # $cluster_state/secrets.env, 0600). The tasks read NEWSRADAR_* from $cluster_state/es.env
 # (written by es-cluster.sh up), the mail sink's address, NEWSRADAR_INDEX_PREFIX (default
 # cluster), NEWSRADAR_CONFIG_DIR (default the repo's config/) and any other NEWSRADAR_* set
-# here; NEWSRADAR_INGEST_SCHEDULE moves ingest_feeds' schedule (a test sets every minute).
+# here; NEWSRADAR_INGEST_SCHEDULE and NEWSRADAR_DELIVER_SCHEDULE replace ingest_feeds' and
+# deliver_alerts' cron schedules (the cluster test sets every minute and once a year).
 # After `up`, $cluster_state/airflow.env (0600) holds the API's address and login and every
 # setting the components run with; `start` reads it back. Those settings are fixed when the
 # first Airflow component starts: `down` first to change them.
@@ -168,7 +169,8 @@ write_settings() {
     emit CLUSTER_AIRFLOW_API "$api"
     emit CLUSTER_AIRFLOW_USER admin
     emit CLUSTER_AIRFLOW_PASSWORD "$AIRFLOW_ADMIN_PASSWORD"
-    emit CLUSTER_WORKERS "worker1@$(hostname -f 2>/dev/null || hostname) worker2@$(hostname -f 2>/dev/null || hostname)"
+    # As Celery's %h and airflow_hostname.py name the host: its short name.
+    emit CLUSTER_WORKERS "worker1@$(hostname) worker2@$(hostname)"
     emit CLUSTER_MBOX "$cluster_state/mail/newsradar.mbox"
     emit CLUSTER_DEMO_PORT "$demo_port"
     emit CLUSTER_STARTED_AT "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
