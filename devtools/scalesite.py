@@ -132,14 +132,16 @@ def _name(
     rng: random.Random, endings: Sequence[Sequence[str]], syllables: int = 2
 ) -> tuple[str, str]:
     """A name in Latin and Cyrillic letters, from ``syllables`` or one more, and an ending."""
+    # Enough syllables that two people rarely share a name's consonant skeleton: a name shared
+    # by chance is evidence of one event for the story stage.
     parts = [rng.choice(TEXT["syllables"]) for _ in range(rng.randint(syllables, syllables + 1))]
     parts.append(rng.choice(endings))
     return "".join(p[0] for p in parts).capitalize(), "".join(p[1] for p in parts).capitalize()
 
 
 def _person(rng: random.Random) -> tuple[str, str, str]:
-    first_latin, first_cyrillic = _name(rng, TEXT["first_name_endings"], syllables=1)
-    last_latin, last_cyrillic = _name(rng, TEXT["surname_endings"])
+    first_latin, first_cyrillic = _name(rng, TEXT["first_name_endings"], syllables=3)
+    last_latin, last_cyrillic = _name(rng, TEXT["surname_endings"], syllables=3)
     cyrillic = f"{first_cyrillic} {last_cyrillic}"
     return f"{first_latin} {last_latin}", cyrillic, cyrillic
 
@@ -151,7 +153,7 @@ def _event(number: int, rng: random.Random, day: date) -> Event:
         number=number,
         topic=topic,
         people=(_person(rng), _person(rng)),
-        place=_name(rng, TEXT["place_endings"]),
+        place=_name(rng, TEXT["place_endings"], syllables=3),
         day=day,
         figures=(rng.randrange(120, 98_000), rng.randrange(12, 9_000)),
     )
@@ -242,7 +244,7 @@ def write_report(event: Event, language: str, variant: int) -> tuple[str, list[s
 def _voice(frame: str, language: str, rng: random.Random) -> str:
     """A sentence of someone the reporter met: a name, a place and a figure of its own."""
     person = _person(rng)
-    place = _name(rng, TEXT["place_endings"])
+    place = _name(rng, TEXT["place_endings"], syllables=3)
     cyrillic = language in {"ru", "uk"}
     return frame.format(
         voice=person[1] if cyrillic else person[0],
