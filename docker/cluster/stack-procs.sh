@@ -96,16 +96,31 @@ stop_all() {
   stop_group postgres
 }
 
+memory_mb() {  # memory_mb FIELD PID...: Rss or Pss summed over the processes, in MB
+  local field=$1 pid
+  shift
+  for pid in "$@"; do cat "/proc/$pid/smaps_rollup" 2>/dev/null; done \
+    | awk -v field="$field:" '$1 == field { kb += $2 } END { print int(kb / 1024) }'
+}
+
+# One line per component with its memory: resident (RSS, pages shared between processes counted
+# in each, as PostgreSQL's shared buffers are) and proportional (PSS, shared pages divided).
 status_all() {
-  local name
+  local name pids rss pss total_rss=0 total_pss=0
   for name in "${all_names[@]}"; do
     if running "$name"; then
-      printf '%-14s running (pid %s, %s processes)\n' "$name" "$(cat "$run/$name.pid")" \
-        "$(session_pids "$(cat "$run/$name.pid")" | wc -l)"
+      mapfile -t pids < <(session_pids "$(cat "$run/$name.pid")")
+      rss=$(memory_mb Rss "${pids[@]}")
+      pss=$(memory_mb Pss "${pids[@]}")
+      total_rss=$((total_rss + rss))
+      total_pss=$((total_pss + pss))
+      printf '%-14s running  pid %-8s %3s processes  RSS %5s MB  PSS %5s MB\n' "$name" \
+        "$(cat "$run/$name.pid")" "${#pids[@]}" "$rss" "$pss"
     else
       printf '%-14s stopped\n' "$name"
     fi
   done
+  printf '%-14s %42s %5s MB  PSS %5s MB\n' total RSS "$total_rss" "$total_pss"
 }
 
 kill_component() {  # kill -9 of every process of NAME's session: what a lost machine looks like

@@ -267,6 +267,9 @@ start_component() {  # start_component NAME: with the settings already in the en
   esac
 }
 
+api_answers() { "$venv/bin/python" -c 'import sys, urllib.request
+urllib.request.urlopen(sys.argv[1] + "/api/v2/version", timeout=5)' "$CLUSTER_AIRFLOW_API"; }
+
 wait_ready() {
   local watch=() name
   for name in "${airflow_names[@]}"; do watch+=(--watch "$name" "$run/$name.pid" "$logs/$name.log"); done
@@ -302,6 +305,10 @@ up() {
   [ -z "$CLUSTER_DEMO_PORT" ] || running demosite || start_component demosite
   ensure_airflow_database
   [ "$any_airflow" = 1 ] || airflow_setup
+  # The API server first: a worker given a task before the execution API listens fails it
+  # (connection refused), and the scheduler hands out tasks as soon as it runs.
+  running api-server || start_component api-server
+  wait_for api-server "${NEWSRADAR_STACK_TIMEOUT:-300}" api_answers
   for name in "${airflow_names[@]}"; do running "$name" || start_component "$name"; done
   wait_ready || exit 1
   echo "stack: up in $(($(date +%s) - started)) s; Airflow $CLUSTER_AIRFLOW_API (login in $settings)"
