@@ -70,7 +70,18 @@ def _email(value: str) -> str:
     return value
 
 
+def _http_urls(value: str) -> str:
+    """One http(s) URL, or several separated by commas (the nodes of one cluster)."""
+    if "," not in value:
+        return _http_url(value)
+    urls = [part.strip() for part in value.split(",")]
+    if not all(urls):
+        raise ValueError(f"{value!r} has an empty entry between its commas")
+    return ",".join(_http_url(url) for url in urls)
+
+
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
+HttpUrls = Annotated[str, AfterValidator(_http_urls)]
 Email = Annotated[str, AfterValidator(_email)]
 
 
@@ -102,7 +113,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="NEWSRADAR_", extra="ignore", frozen=True)
 
-    es_url: HttpUrl = "http://127.0.0.1:9200"
+    # One node's URL, or a cluster's nodes separated by commas: the client then goes to the next
+    # one when a node does not answer (es_urls, es_first_url).
+    es_url: HttpUrls = "http://127.0.0.1:9200"
     # The local node's port (docker/es-up.sh) and the base every local port is derived from
     # (docker/ports.sh); they name the URL and the mail sink's port when those are not given.
     es_port: int | None = Field(default=None, ge=1, le=65535)
@@ -153,6 +166,16 @@ class Settings(BaseSettings):
     def names(self) -> IndexNames:
         """The index names under ``index_prefix``, one object for every stage."""
         return IndexNames(self.index_prefix)
+
+    @property
+    def es_urls(self) -> list[str]:
+        """The Elasticsearch nodes ``es_url`` names, in its order (one for a single URL)."""
+        return self.es_url.split(",")
+
+    @property
+    def es_first_url(self) -> str:
+        """The first node ``es_url`` names: where one URL alone is meaningful."""
+        return self.es_urls[0]
 
     def to_json(self) -> str:
         """Every setting as JSON, secrets in clear: for a child process's private job file."""

@@ -9,10 +9,21 @@ from pathlib import Path
 
 import pytest
 from elasticsearch import Elasticsearch
-from httpfaults import FaultServer
+from httpfaults import FaultServer, closed_port
 
 from pipeline.cli import main
-from pipeline.store.client import INDICES, MAPPINGS_DIR, IndexNames, install, load_template
+from pipeline.settings import load_settings
+from pipeline.store.client import (
+    INDICES,
+    MAPPINGS_DIR,
+    IndexNames,
+    SearchUnavailable,
+    call,
+    connect,
+    install,
+    load_template,
+    node_url,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -164,3 +175,36 @@ def test_es_up_accepts_the_running_node_only_with_this_checkouts_plugin(
     assert "runs local-node plugin 1.0.0, this checkout builds 1.1.0-" in done.stderr
     assert "stop it (make es-down" in done.stderr
     assert not (tmp_path / "unused").exists()
+
+
+def test_a_client_of_several_nodes_skips_one_that_does_not_answer(es_node: str) -> None:
+    # The first node named is down: the client goes on to the next and the request succeeds.
+    dead = f"http://127.0.0.1:{closed_port()}"
+    settings = load_settings({"NEWSRADAR_ES_URL": f"{dead},{es_node}"})
+    es = connect(settings, timeout=10)
+    try:
+        for _ in range(4):  # whichever node the pool picks first
+            assert es.cluster.health()["status"] in ("green", "yellow")
+        assert node_url(es) == ",".join(sorted([dead, es_node]))
+    finally:
+        es.close()
+
+
+def test_when_every_node_is_down_the_error_names_them_all() -> None:
+    dead = sorted(f"http://127.0.0.1:{closed_port()}" for _ in range(2))
+    es = connect(load_settings({"NEWSRADAR_ES_URL": ",".join(dead)}), timeout=5)
+    try:
+        with pytest.raises(SearchUnavailable) as info:
+            call(es, es.cluster.health)
+    finally:
+        es.close()
+    assert str(info.value).startswith(f"Elasticsearch at {dead[0]},{dead[1]} is unavailable: ")
+
+
+def test_one_url_gives_a_client_of_that_node_alone(es_node: str) -> None:
+    es = connect(load_settings({"NEWSRADAR_ES_URL": es_node}))
+    try:
+        assert node_url(es) == es_node
+        assert es.cluster.health()["cluster_name"]
+    finally:
+        es.close()

@@ -366,3 +366,33 @@ def test_shipped_configuration_is_valid(folder: str) -> None:
     assert len(languages) >= 5
     rule = next(a for a in config.alerts if a.id == "nato-enlargement")
     assert {"en", "ru", "uk", "fr", "de"} <= set(rule.queries)
+
+
+def test_several_elasticsearch_nodes_separated_by_commas() -> None:
+    settings = load_settings(
+        {"NEWSRADAR_ES_URL": "https://es01.example.org:9200, https://es02.example.org:9200"}
+    )
+    assert settings.es_urls == ["https://es01.example.org:9200", "https://es02.example.org:9200"]
+    assert settings.es_first_url == "https://es01.example.org:9200"
+    assert settings.es_url == "https://es01.example.org:9200,https://es02.example.org:9200"
+    # One URL is kept exactly as given.
+    single = load_settings({"NEWSRADAR_ES_URL": "https://es.example.org:9243/"})
+    assert single.es_url == "https://es.example.org:9243/"
+    assert single.es_urls == [single.es_first_url] == ["https://es.example.org:9243/"]
+    # to_json and from_json carry the list as it is.
+    assert load_settings({}).from_json(settings.to_json()).es_urls == settings.es_urls
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("https://es01:9200,ftp://es02:9200", "'ftp://es02:9200' is not an http(s) URL"),
+        ("https://es01:9200,,https://es02:9200", "has an empty entry between its commas"),
+        ("https://es01:9200,", "has an empty entry between its commas"),
+    ],
+)
+def test_a_bad_node_in_the_list_is_named(value: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings({"NEWSRADAR_ES_URL": value})
+    assert info.value.entry == "NEWSRADAR_ES_URL"
+    assert problem in str(info.value)

@@ -3,7 +3,12 @@
 
 es_state="$cluster_state/es"
 es_certs="$es_state/certs"
-es_secrets="$es_state/secrets"
+es_prefix="${NEWSRADAR_INDEX_PREFIX:-newsradar}"
+[[ "$es_prefix" =~ ^[a-z0-9][a-z0-9_-]*$ ]] \
+  || fail "NEWSRADAR_INDEX_PREFIX=$es_prefix is not an index prefix (a-z, 0-9, _ and -)"
+# One API key per index prefix: a key made for another prefix still authenticates, so it would
+# be kept, and refused on this prefix's indices.
+es_secrets="$es_state/secrets/$es_prefix"
 es_password_file="$es_state/elastic-password"
 es_kibana_password_file="$es_state/kibana-system-password"
 es_formed="$es_state/cluster-formed"  # once there: no cluster.initial_master_nodes any more
@@ -11,7 +16,6 @@ es_logs="$cluster_state/logs"
 es_pids="$cluster_state/run/es"
 es_env_file="$cluster_state/es.env"
 es_compose="$root/docker/compose.yml"
-es_prefix="${NEWSRADAR_INDEX_PREFIX:-newsradar}"
 es_heap="${NEWSRADAR_CLUSTER_ES_HEAP:-512m}"
 
 node_index() {  # node_index NODE: its position in cluster_es_nodes

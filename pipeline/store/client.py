@@ -53,13 +53,18 @@ class SearchUnavailable(TransientError):
 
 
 def connect(settings: Settings, *, timeout: float = 30.0) -> Elasticsearch:
-    """A client for ``NEWSRADAR_ES_URL`` with the API key and CA certificates from settings."""
+    """A client for ``NEWSRADAR_ES_URL`` with the API key and CA certificates from settings.
+
+    With several nodes in the URL the client is given all of them: a request that cannot reach
+    one node is retried on the next (elasticsearch-py's node pool), so one dead node is skipped.
+    """
     options: dict[str, Any] = {"request_timeout": timeout}
     if settings.es_api_key is not None:
         options["api_key"] = settings.es_api_key.get_secret_value()
     if settings.es_ca_certs is not None:
         options["ca_certs"] = str(settings.es_ca_certs)
-    return Elasticsearch(str(settings.es_url), **options)
+    urls = settings.es_urls
+    return Elasticsearch(urls[0] if len(urls) == 1 else urls, **options)
 
 
 @cache
@@ -276,6 +281,7 @@ def call(es: Elasticsearch, request: Callable[..., _T], *args: Any, **kwargs: An
 
 
 def node_url(es: Elasticsearch) -> str:
-    """The URL of the client's (first) node, for error messages."""
-    nodes = list(es.transport.node_pool.all())
-    return str(nodes[0].base_url) if nodes else "?"
+    """The URL of the client's node, or its nodes separated by commas, for error messages."""
+    # Sorted: the pool shuffles its nodes, and a message should read the same every time.
+    urls = sorted(str(node.base_url) for node in es.transport.node_pool.all())
+    return ",".join(urls) if urls else "?"
