@@ -242,7 +242,7 @@ def write_report(event: Event, language: str, variant: int) -> tuple[str, list[s
 
 
 def _voice(frame: str, language: str, rng: random.Random) -> str:
-    """A sentence of someone the reporter met: a name, a place and a figure of its own."""
+    """A sentence of someone the reporter met: a name and a place of its own."""
     person = _person(rng)
     place = _name(rng, TEXT["place_endings"], syllables=3)
     cyrillic = language in {"ru", "uk"}
@@ -250,7 +250,6 @@ def _voice(frame: str, language: str, rng: random.Random) -> str:
         voice=person[1] if cyrillic else person[0],
         role=rng.choice(TEXT["roles"][language]),
         place2=place[1] if cyrillic else place[0],
-        k=_figure(rng.randrange(3, 400), language),
     )
 
 
