@@ -116,6 +116,8 @@ es-up:
 
 # The production shape on loopback: three Elasticsearch nodes with security on, PostgreSQL,
 # Redis, Airflow with the CeleryExecutor and two workers, the mail sink; see docker/cluster/.
+# Both halves use one index prefix: the pipeline's API key is made for it.
+cluster: export NEWSRADAR_INDEX_PREFIX := $(or $(NEWSRADAR_INDEX_PREFIX),cluster)
 cluster: install
 	bash docker/cluster/es-cluster.sh up
 	bash docker/cluster/stack.sh up

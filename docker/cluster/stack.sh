@@ -15,8 +15,9 @@
 # $cluster_state. Airflow 3 runs with the CeleryExecutor and the FAB auth manager, the settings
 # of docker/airflow.env plus this machine's hosts, ports and generated secrets (kept in
 # $cluster_state/secrets.env, 0600). The tasks read NEWSRADAR_* from $cluster_state/es.env
-# (written by es-cluster.sh up), the mail sink's address, NEWSRADAR_INDEX_PREFIX (default
-# cluster), NEWSRADAR_CONFIG_DIR (default the repo's config/) and any other NEWSRADAR_* set
+# (written by es-cluster.sh up, whose API key is for one NEWSRADAR_INDEX_PREFIX: the same one
+# here, `make cluster` gives both `cluster`), the mail sink's address, NEWSRADAR_CONFIG_DIR
+# (default the repo's config/) and any other NEWSRADAR_* set
 # here; NEWSRADAR_INGEST_SCHEDULE and NEWSRADAR_DELIVER_SCHEDULE replace ingest_feeds' and
 # deliver_alerts' cron schedules (the cluster test sets every minute and once a year).
 # After `up`, $cluster_state/airflow.env (0600) holds the API's address and login and every
@@ -151,7 +152,12 @@ write_settings() {
   [ -s "$es_env" ] || fail "no $es_env: start the Elasticsearch cluster first (es-cluster.sh up)"
   config_dir="$(cd "${NEWSRADAR_CONFIG_DIR:-$root/config}" 2>/dev/null && pwd)" \
     || fail "NEWSRADAR_CONFIG_DIR ${NEWSRADAR_CONFIG_DIR:-} is not a directory"
-  prefix="${NEWSRADAR_INDEX_PREFIX:-cluster}"
+  # The pipeline's API key in es.env may touch only its own prefix's indices.
+  local key_prefix
+  key_prefix=$(sed -n 's/^NEWSRADAR_INDEX_PREFIX=//p' "$es_env" | tail -1)
+  prefix="${NEWSRADAR_INDEX_PREFIX:-${key_prefix:-cluster}}"
+  [ -z "$key_prefix" ] || [ "$prefix" = "$key_prefix" ] \
+    || fail "NEWSRADAR_INDEX_PREFIX=$prefix, but the API key in $es_env is for $key_prefix: run es-cluster.sh up with the same prefix"
   local demo_port=""
   if [ "$config_dir" = "$root/config/demo" ]; then
     # config/demo names the site on 127.0.0.1:8765; the tasks read a copy naming the port the
