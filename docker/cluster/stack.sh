@@ -152,12 +152,14 @@ write_settings() {
   [ -s "$es_env" ] || fail "no $es_env: start the Elasticsearch cluster first (es-cluster.sh up)"
   config_dir="$(cd "${NEWSRADAR_CONFIG_DIR:-$root/config}" 2>/dev/null && pwd)" \
     || fail "NEWSRADAR_CONFIG_DIR ${NEWSRADAR_CONFIG_DIR:-} is not a directory"
-  # The pipeline's API key in es.env may touch only its own prefix's indices.
+  # The pipeline's API key in es.env reaches only the indices named <its prefix>-*: this
+  # prefix must be that one or one under it (<its prefix>-something).
   local key_prefix
   key_prefix=$(sed -n 's/^NEWSRADAR_INDEX_PREFIX=//p' "$es_env" | tail -1)
   prefix="${NEWSRADAR_INDEX_PREFIX:-${key_prefix:-cluster}}"
-  [ -z "$key_prefix" ] || [ "$prefix" = "$key_prefix" ] \
-    || fail "NEWSRADAR_INDEX_PREFIX=$prefix, but the API key in $es_env is for $key_prefix: run es-cluster.sh up with the same prefix"
+  if [ -n "$key_prefix" ] && [ "$prefix" != "$key_prefix" ] && [ "${prefix#"$key_prefix"-}" = "$prefix" ]; then
+    fail "NEWSRADAR_INDEX_PREFIX=$prefix is not under $key_prefix, the prefix of the API key in $es_env"
+  fi
   local demo_port=""
   if [ "$config_dir" = "$root/config/demo" ]; then
     # config/demo names the site on 127.0.0.1:8765; the tasks read a copy naming the port the
