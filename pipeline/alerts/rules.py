@@ -115,7 +115,9 @@ def store_rules(
     (stop words) are refused first, as a ConfigError naming the rule and the language.
     """
     stamp = now if now is not None else datetime.now(UTC)
-    call(es, check_terms, client=es, rules=rules, source=source)
+    # Analysed in the rules index: an API key limited to the prefix's indices (production's)
+    # may analyse there, not cluster-wide.
+    call(es, check_terms, client=es, rules=rules, source=source, index=names.alert_rules)
     existing = {hit.id: hit.source for hit in scan(es, names.alert_rules, {"match_all": {}})}
     report = StoreReport()
     actions = []
@@ -194,14 +196,24 @@ def record_rule_health(
         write(es, actions, names=names, stage="alerts", refresh=True)
 
 
-def analyse(client: Elasticsearch, lang: str, text: str) -> tuple[str, ...]:
-    """The terms ``lang``'s analyser makes of ``text``, in order (stop words dropped)."""
-    response = client.indices.analyze(text=text, **analyse_request(lang))
+def analyse(
+    client: Elasticsearch, lang: str, text: str, *, index: str | None = None
+) -> tuple[str, ...]:
+    """The terms ``lang``'s analyser makes of ``text``, in order (stop words dropped).
+
+    Without ``index`` the request is cluster-wide, which needs the cluster privilege manage;
+    with it, the index's own privileges suffice (the analysers named are the node's anyway).
+    """
+    response = client.indices.analyze(index=index, text=text, **analyse_request(lang))
     return tuple(str(token["token"]) for token in response["tokens"])
 
 
 def check_terms(
-    client: Elasticsearch, rules: Sequence[AlertRule], *, source: str = "alerts.yaml"
+    client: Elasticsearch,
+    rules: Sequence[AlertRule],
+    *,
+    source: str = "alerts.yaml",
+    index: str | None = None,
 ) -> None:
     """Refuse words and phrases that the language's analyser drops entirely: they match nothing.
 
@@ -215,7 +227,7 @@ def check_terms(
             entry = language(lang)
             analyser = entry.analyser if entry is not None else lang
             for item in sorted({t.text for t in terms(parse_query(text))}):
-                if analyse(client, lang, item):
+                if analyse(client, lang, item, index=index):
                     continue
                 if " " in item:
                     problem = f"every word of the phrase {item!r} is a stop word for the"
