@@ -1,8 +1,8 @@
 """The DAGs under the loopback cluster's scheduler, on two Celery workers (`make cluster-test`).
 
 Runs against the stack `make cluster` started with the demo configuration, ingest_feeds every
-minute and deliver_alerts' own tick out of the way (see the Makefile's cluster-test): nothing
-here triggers ingest_feeds or deliver_alerts. The schedule starts the ingest, its mapped tasks
+minute, and crawl_sites' and deliver_alerts' own schedules out of the way (see the Makefile's
+cluster-test): nothing here triggers a run. The schedule starts the ingest, its mapped tasks
 spread over both workers, the alerts it creates update the outbox asset, and that asset alone
 starts the deliver_alerts run that mails the digest to the cluster's mail sink.
 """
@@ -34,10 +34,15 @@ def settings() -> dict[str, str]:
     env = cluster_state() / "airflow.env"
     assert env.is_file(), f"no {env}: start the cluster first (make cluster)"
     values = read_env_file(env)
-    assert values.get("CLUSTER_DEMO_PORT"), (
-        "the stack does not serve the demo site: start it with NEWSRADAR_CONFIG_DIR=config/demo "
-        "(make cluster-test does)"
-    )
+    # make cluster-test's settings: the demo site, and ingest_feeds the only DAG run on its own.
+    expected = {
+        "CLUSTER_DEMO_PORT": "the demo site (NEWSRADAR_CONFIG_DIR=config/demo)",
+        "NEWSRADAR_INGEST_SCHEDULE": "ingest_feeds every minute",
+        "NEWSRADAR_CRAWL_SCHEDULE": "crawl_sites out of the way",
+        "NEWSRADAR_DELIVER_SCHEDULE": "deliver_alerts' tick out of the way",
+    }
+    for name, why in expected.items():
+        assert values.get(name), f"{env} has no {name} ({why}): start it as make cluster-test does"
     return values
 
 
