@@ -149,12 +149,18 @@ es_node_config() {  # es_node_config NODE: ES_PATH_CONF with settings, certifica
   fi
   # The elastic password, as the Docker image passes ELASTIC_PASSWORD: the keystore's
   # bootstrap.password, which holds until a password is stored in the security index.
-  if ! es_node_env "$node" "$es_home/bin/elasticsearch-keystore" list 2>/dev/null \
-      | grep -qx bootstrap.password; then
-    es_node_env "$node" "$es_home/bin/elasticsearch-keystore" create >/dev/null 2>&1 || true
+  # A digest of the password beside the keystore saves a JVM start per node on every start.
+  local digest
+  digest=$(es_secret "$es_password_file" | sha256sum | cut -c1-64)
+  if [ ! -s "$conf/elasticsearch.keystore" ] || [ "$(cat "$conf/.bootstrap-password" 2>/dev/null)" != "$digest" ]; then
+    if [ ! -s "$conf/elasticsearch.keystore" ]; then
+      es_node_env "$node" "$es_home/bin/elasticsearch-keystore" create </dev/null >/dev/null 2>&1 \
+        || fail "cannot create the keystore in $conf"
+    fi
     es_secret "$es_password_file" \
       | es_node_env "$node" "$es_home/bin/elasticsearch-keystore" add -x -f bootstrap.password \
       >>"$es_logs/$node.out" 2>&1 || fail "cannot add the elastic password to $conf's keystore"
+    echo "$digest" >"$conf/.bootstrap-password"
   fi
 }
 
@@ -243,7 +249,8 @@ es_cluster_up() {
   done
   for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
   [ "$failed" = 0 ] || fail "a node did not start; see $es_logs"
-  es_wait_green 300 "${#cluster_es_nodes[@]}"
+  # Three JVMs starting on a small machine: minutes, more under load.
+  es_wait_green 600 "${#cluster_es_nodes[@]}"
   touch "$es_formed"
   es_credentials
   es_write_env
@@ -290,7 +297,7 @@ es_start_one() {
   local started=$SECONDS
   es_prepare
   es_start_node "$1"
-  es_wait_green 300 "${#cluster_es_nodes[@]}"
+  es_wait_green 600 "${#cluster_es_nodes[@]}"
   say "$1 back; ${#cluster_es_nodes[@]} nodes green in $((SECONDS - started)) s"
 }
 

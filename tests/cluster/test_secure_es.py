@@ -252,3 +252,25 @@ def test_without_es_env_the_fixture_says_to_run_make_cluster(tmp_path: Path) -> 
     )
     assert done.returncode == 1, done.stdout
     assert "run make cluster first" in done.stdout
+
+
+def test_the_nodes_run_with_composes_security_settings(es_admin: Elasticsearch) -> None:
+    # es-cluster.sh reads them from docker/compose.yml's x-elasticsearch-env, the one list.
+    compose = yaml.safe_load((REPO / "docker" / "compose.yml").read_text(encoding="utf-8"))
+    wanted = {
+        key: str(value).lower()
+        for key, value in compose["x-elasticsearch-env"].items()
+        if key.startswith("xpack.")
+    }
+    assert wanted["xpack.security.http.ssl.enabled"] == "true"
+    nodes = es_admin.nodes.info(metric="settings", flat_settings=True)["nodes"]
+    assert sorted(n["name"] for n in nodes.values()) == ["es01", "es02", "es03"]
+    for node in nodes.values():
+        settings = node["settings"]
+        # A one-element list (the certificate authorities) reads as the element in compose.
+        got = {
+            key: ",".join(v) if isinstance(v := settings.get(key), list) else str(v).lower()
+            for key in wanted
+        }
+        assert got == wanted, node["name"]
+        assert settings["cluster.name"] == "newsradar-cluster"
