@@ -4,13 +4,11 @@ One mapped task per source that has sitemaps or section pages (or per group of
 NEWSRADAR_SOURCES_PER_TASK of them); feeds are ingest_feeds'. Alerts
 it creates are announced on the alert-outbox asset, as ingest_feeds does.
 
-Hourly; NEWSRADAR_CRAWL_SCHEDULE (a cron expression, read where the DAG is parsed) sets
-another schedule, e.g. a rare one for a cluster test that wants ingest_feeds alone to announce.
+Hourly; NEWSRADAR_CRAWL_SCHEDULE sets another cron schedule, or ``none``
+(``schedule_from_env``), e.g. for a cluster test that wants ingest_feeds alone to announce.
 """
 
 from __future__ import annotations
-
-import os
 
 from airflow.sdk import dag, task, teardown
 from newsradar_common import (
@@ -19,6 +17,7 @@ from newsradar_common import (
     START,
     count_alerts,
     crawl_sources,
+    schedule_from_env,
     source_groups,
 )
 
@@ -26,7 +25,7 @@ from newsradar_common import (
 @dag(
     dag_id="crawl_sites",
     # Hourly, off the minute ingest_feeds starts on.
-    schedule=os.environ.get("NEWSRADAR_CRAWL_SCHEDULE") or "5 * * * *",
+    schedule=schedule_from_env("NEWSRADAR_CRAWL_SCHEDULE", "5 * * * *"),
     start_date=START,
     catchup=False,
     max_active_runs=1,

@@ -6,27 +6,25 @@ sent, at most one per recipient and rule interval. One cut off before DATA is se
 cut off after DATA began becomes ``unknown``, never sent twice (``newsradar alerts resend``
 decides).
 
-NEWSRADAR_DELIVER_SCHEDULE (a cron expression, read where the DAG is parsed) replaces the
-five-minute tick, e.g. by a rare one for a cluster test that wants the outbox asset alone to
-start the run that mails a digest.
+NEWSRADAR_DELIVER_SCHEDULE replaces the five-minute tick by another cron schedule, or by
+``none``: the outbox asset alone (``schedule_from_env``), as a cluster test wants it.
 """
 
 from __future__ import annotations
 
-import os
-
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
-from newsradar_common import ALERT_OUTBOX, DEFAULT_ARGS, START, now
+from newsradar_common import ALERT_OUTBOX, DEFAULT_ARGS, START, now, schedule_from_env
+
+_TICK = schedule_from_env("NEWSRADAR_DELIVER_SCHEDULE", "*/5 * * * *")
 
 
 @dag(
     dag_id="deliver_alerts",
     schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable(
-            os.environ.get("NEWSRADAR_DELIVER_SCHEDULE") or "*/5 * * * *", timezone="UTC"
-        ),
-        assets=ALERT_OUTBOX,
-    ),
+        timetable=CronTriggerTimetable(_TICK, timezone="UTC"), assets=ALERT_OUTBOX
+    )
+    if _TICK
+    else ALERT_OUTBOX,
     start_date=START,
     catchup=False,
     max_active_runs=1,

@@ -5,13 +5,11 @@ that cannot be read fails its own task, the others go on. When the run created a
 ``announce_alerts`` updates the alert-outbox asset and deliver_alerts mails them without
 waiting for its next five-minute tick.
 
-Every ten minutes; NEWSRADAR_INGEST_SCHEDULE (a cron expression, read where the DAG is parsed)
-sets another schedule, e.g. every minute for a cluster test that waits for the schedule to fire.
+Every ten minutes; NEWSRADAR_INGEST_SCHEDULE sets another cron schedule, or ``none``
+(``schedule_from_env``), e.g. every minute for a cluster test that waits for it to fire.
 """
 
 from __future__ import annotations
-
-import os
 
 from airflow.sdk import dag, task, teardown
 from newsradar_common import (
@@ -20,13 +18,14 @@ from newsradar_common import (
     START,
     count_alerts,
     crawl_sources,
+    schedule_from_env,
     source_groups,
 )
 
 
 @dag(
     dag_id="ingest_feeds",
-    schedule=os.environ.get("NEWSRADAR_INGEST_SCHEDULE") or "*/10 * * * *",
+    schedule=schedule_from_env("NEWSRADAR_INGEST_SCHEDULE", "*/10 * * * *"),
     start_date=START,
     catchup=False,
     max_active_runs=1,  # a second run would find nothing due that the first has not taken

@@ -66,6 +66,14 @@ install_packages() {
       --no-install-recommends "${wanted[@]}"; } >>"$logs/apt.log" 2>&1 || status=$?
   [ "$own_policy" = 0 ] || rm -f "$policy"
   [ "$status" = 0 ] || fail "apt-get install ${wanted[*]} failed; see $logs/apt.log"
+  # Where a policy let them start anyway: stopped, and kept from starting at boot.
+  local package
+  for package in "${wanted[@]}"; do
+    service "$package" stop >>"$logs/apt.log" 2>&1 || true
+    if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+      systemctl disable --now "$package" >>"$logs/apt.log" 2>&1 || true
+    fi
+  done
   [ -n "$(pg_bin)" ] || fail "no PostgreSQL server under /usr/lib/postgresql after the install"
 }
 
@@ -97,6 +105,8 @@ start_postgres() {
   local data="$cluster_state/postgres/data" sockets="$cluster_state/postgres/run" bin
   bin="$(pg_bin)"
   mkdir -p "$cluster_state/postgres" "$sockets"
+  as_user postgres test -x "$cluster_state" \
+    || fail "the postgres user cannot reach $cluster_state (a folder above it is closed to others); set NEWSRADAR_CLUSTER_STATE"
   chown postgres:postgres "$cluster_state/postgres" "$sockets"
   chmod 700 "$cluster_state/postgres" "$sockets"
   if [ ! -s "$data/PG_VERSION" ]; then
