@@ -32,7 +32,15 @@ from typing import Any, Final, TypeVar
 import pytest
 from airflow_api import AirflowClient, TaskInstance, cluster_state, read_env_file
 from elasticsearch import Elasticsearch
-from scale_reference import REPO, Outcome, Reference, check_mail, collect, run_reference
+from scale_reference import (
+    REPO,
+    Outcome,
+    Reference,
+    check_mail,
+    collect,
+    read_messages,
+    run_reference,
+)
 
 from devtools.scalesite import ScaleSite
 from pipeline.store.names import IndexNames
@@ -112,6 +120,7 @@ def _stack_env(config: Path, prefix: str) -> dict[str, str]:
             "NEWSRADAR_INDEX_PREFIX": prefix,
             "NEWSRADAR_INGEST_SCHEDULE": _NEVER,
             "NEWSRADAR_DELIVER_SCHEDULE": _NEVER,
+            "NEWSRADAR_CRAWL_SCHEDULE": _NEVER,
             "NEWSRADAR_ALLOW_PRIVATE_NETWORKS": "1",
             "NEWSRADAR_CRAWL_DELAY": "0",
             "NEWSRADAR_CRAWL_CONCURRENCY": "8",
@@ -151,39 +160,34 @@ def reference(reference_run: Future[Reference]) -> Reference:
 
 
 @pytest.fixture(scope="module")
-def stack(site: ScaleSite, reference_run: Future[Reference]) -> Iterator[Stack]:
+def stack(
+    site: ScaleSite,
+    reference_run: Future[Reference],
+    es_cluster_env: dict[str, str],
+    es_admin: Elasticsearch,
+) -> Iterator[Stack]:
     state = cluster_state()
-    # The Elasticsearch cluster must be up; the Airflow half is restarted here in any case.
-    assert (state / "es.env").is_file(), f"no {state / 'es.env'}: start the cluster (make cluster)"
-    es_env = read_env_file(state / "es.env")
     # The pipeline's API key reaches only the indices under the cluster's prefix.
-    prefix = f"{es_env['NEWSRADAR_INDEX_PREFIX']}-scale-{int(time.time())}"
+    prefix = f"{es_cluster_env.get('NEWSRADAR_INDEX_PREFIX', 'newsradar')}-scale-{int(time.time())}"
     config = site.write_config(
         state / "scale" / "config", REPO / "config" / "alerts.yaml", digest="1s"
     )
     began = time.monotonic()
+    # The Airflow half restarts with this module's settings, which are fixed at its start.
     _sh(STACK, "down")
     _sh(STACK, "up", env=_stack_env(config, prefix), timeout=900)
     restart = time.monotonic() - began
     settings = read_env_file(state / "airflow.env")
     mbox = Path(settings["CLUSTER_MBOX"])
-    es = Elasticsearch(
-        es_env["NEWSRADAR_ES_URL"].split(","),
-        ca_certs=es_env["NEWSRADAR_ES_CA_CERTS"],
-        basic_auth=("elastic", es_env["CLUSTER_ES_ELASTIC_PASSWORD"]),
-        request_timeout=60,
-        retry_on_timeout=True,
-        max_retries=5,
-    )
     client = AirflowClient.from_cluster(state)
-    before = check_mail(mbox).messages if mbox.exists() else 0
+    before = len(read_messages(mbox)) if mbox.exists() else 0
     try:
         yield Stack(
             state,
             config,
             prefix,
             client,
-            es,
+            es_admin,
             mbox,
             settings["CLUSTER_WORKERS"].split(),
             before,
@@ -192,7 +196,6 @@ def stack(site: ScaleSite, reference_run: Future[Reference]) -> Iterator[Stack]:
         )
     finally:
         client.close()
-        es.close()
 
 
 def _running_on(stack: Stack, run_id: str, worker: str) -> list[TaskInstance] | None:
@@ -362,8 +365,8 @@ def test_two_waves_through_two_workers_with_faults_lose_and_double_nothing(
     seconds = time.monotonic() - started
 
     outcome: Outcome = collect(stack.es, stack.prefix)
-    mail = check_mail(stack.mbox)
-    new_messages = mail.messages - stack.mails_before
+    mail = check_mail(stack.mbox, skip=stack.mails_before)
+    new_messages = mail.messages
     failed, hosts = _failed_task_instances(stack)
     health = _cluster_health(stack)
     expected = {page.path for page in site.pages}
