@@ -6,6 +6,7 @@ import argparse
 import base64
 import json
 import smtplib
+import ssl
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
@@ -53,14 +54,29 @@ def _split_userinfo(url: str) -> tuple[str, str, str | None]:
 
 
 def _check_elasticsearch(settings: Settings, timeout: float) -> Check:
-    url, shown, basic = _split_userinfo(settings.es_url)
+    """The first of ``es_url``'s nodes that answers; a failure names every node tried."""
+    failures: list[Check] = []
+    for node in settings.es_urls:
+        check = _check_node(settings, node, timeout)
+        if check.ok:
+            return check
+        failures.append(check)
+    return Check("elasticsearch", False, "; ".join(f.detail for f in failures))
+
+
+def _check_node(settings: Settings, node: str, timeout: float) -> Check:
+    url, shown, basic = _split_userinfo(node)
     request = urllib.request.Request(url, headers={"Accept": "application/json"})
     if settings.es_api_key is not None:
         request.add_header("Authorization", f"ApiKey {settings.es_api_key.get_secret_value()}")
     elif basic is not None:
         request.add_header("Authorization", f"Basic {basic}")
+    # The cluster's own CA, as the pipeline's client is given it (pipeline.store.client.connect).
+    context = None
+    if settings.es_ca_certs is not None and url.startswith("https://"):
+        context = ssl.create_default_context(cafile=str(settings.es_ca_certs))
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
             product = response.headers.get("X-Elastic-Product", "")
             body = json.loads(response.read(1_000_000))
     except (urllib.error.URLError, OSError, ValueError) as exc:

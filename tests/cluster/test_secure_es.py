@@ -8,6 +8,7 @@ the pipeline, and the node comes back to a green cluster.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -276,3 +277,13 @@ def test_the_nodes_run_with_composes_security_settings(es_admin: Elasticsearch) 
         path = cluster_state() / "es" / node["name"] / "config" / "elasticsearch.yml"
         written = yaml.safe_load(path.read_text(encoding="utf-8"))
         assert {key: str(written[key]).lower() for key in wanted} == wanted, path
+
+
+def test_doctor_reaches_the_cluster_through_any_node(cli_env: dict[str, str]) -> None:
+    # The first node named is down: doctor goes on to the next, with the cluster's CA.
+    urls = cli_env["NEWSRADAR_ES_URL"].split(",")
+    env = {**cli_env, "NEWSRADAR_ES_URL": ",".join(["https://127.0.0.1:1", *urls[1:]])}
+    done = _cli(env, "doctor", "--json")
+    checks = {c["name"]: c for c in json.loads(done.stdout)["checks"]}
+    assert checks["elasticsearch"]["ok"], checks["elasticsearch"]
+    assert checks["elasticsearch"]["detail"] == f"{urls[1]} Elasticsearch 8.19.21"
