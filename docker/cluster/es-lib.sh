@@ -120,9 +120,10 @@ es_node_config() {  # es_node_config NODE: ES_PATH_CONF with settings, certifica
     cp -r "$es_home/config/." "$conf/"
     rm -f "$conf/elasticsearch.yml" "$conf/elasticsearch.keystore"
   fi
-  mkdir -p "$es_state/$node/data" "$es_state/$node/tmp" "$es_logs/$node" "$conf/certs"
-  cp -r "$es_certs/ca" "$es_certs/$node" "$conf/certs/"
-  rm -f "$conf/certs/ca/ca.key"  # a node needs the CA's certificate, never its key
+  mkdir -p "$es_state/$node/data" "$es_state/$node/tmp" "$es_logs/$node" "$conf/certs/ca"
+  # A node needs the CA's certificate, never its key.
+  cp "$es_certs/ca/ca.crt" "$conf/certs/ca/"
+  cp -r "$es_certs/$node" "$conf/certs/"
   {
     echo "# Written by docker/cluster/es-cluster.sh on every start."
     echo "cluster.name: newsradar-cluster"
