@@ -19,8 +19,8 @@
 # here, `make cluster` gives both `cluster`), the mail sink's address, NEWSRADAR_CONFIG_DIR
 # (default the repo's config/) and any other NEWSRADAR_* set
 # here; NEWSRADAR_INGEST_SCHEDULE, NEWSRADAR_CRAWL_SCHEDULE and NEWSRADAR_DELIVER_SCHEDULE
-# replace the cron schedules of ingest_feeds, crawl_sites and deliver_alerts (the cluster test
-# sets every minute for the first, once a year for the others).
+# replace the cron schedules of ingest_feeds, crawl_sites and deliver_alerts, `none` for no
+# schedule (the cluster test: every minute for the first, none for the others).
 # After `up`, $cluster_state/airflow.env (0600) holds the API's address and login and every
 # setting the components run with; `start` reads it back. Those settings are fixed when the
 # first Airflow component starts: `down` first to change them.
