@@ -27,6 +27,7 @@ lint: install
 
 typecheck: install
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy tests/cluster/*.py
 
 # The tests start the local node themselves when it is down; starting it here first keeps its
 # start-up (and a Maven resolution on a fresh machine) out of the first test's time.
