@@ -125,12 +125,17 @@ status_all() {
 
 kill_component() {  # kill -9 of every process of NAME's session: what a lost machine looks like
   running "$1" || fail "$1 is not running"
-  local pid
+  local pid pids left
   pid=$(cat "$run/$1.pid")
+  pids=$(session_pids "$pid")
   signal_session KILL "$pid"
-  for _ in $(seq 1 10); do
-    session_alive "$pid" || break
-    sleep 0.5
+  # Until each is gone, zombies too: a killed postmaster not yet reaped still holds its pid,
+  # and PostgreSQL refuses to start while the pid in its lock file exists.
+  for _ in $(seq 1 40); do
+    left=0
+    for pid in $pids; do kill -0 "$pid" 2>/dev/null && left=1; done
+    [ "$left" = 1 ] || break
+    sleep 0.25
   done
-  echo "stack: killed $1 (session $pid)"
+  echo "stack: killed $1 (session $(cat "$run/$1.pid"))"
 }
