@@ -24,6 +24,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from elasticsearch import Elasticsearch
+from elasticsearch.helpers import scan
 
 from devtools.mailsink import MailSink
 from devtools.scalesite import ScaleSite
@@ -55,17 +56,12 @@ class Outcome:
 
 
 def _scan(es: Elasticsearch, index: str, query: dict[str, Any], fields: list[str]) -> Iterator[Any]:
-    """Every hit of ``query``, in pages (search_after on _doc; no scroll context left over)."""
-    after: list[Any] | None = None
-    while True:
-        kwargs: dict[str, Any] = {"search_after": after} if after else {}
-        hits = es.search(
-            index=index, query=query, source_includes=fields, size=1000, sort=["_doc"], **kwargs
-        )["hits"]["hits"]
-        yield from hits
-        if len(hits) < 1000:
-            return
-        after = hits[-1]["sort"]
+    """Every hit of ``query``, by scroll: one consistent view across every shard and node.
+
+    (search_after on ``_doc`` alone is not: ``_doc`` is only an order within a shard, so
+    pages of a several-shard index overlap and leave documents out.)
+    """
+    yield from scan(es, index=index, query={"query": query}, _source_includes=fields, size=1000)
 
 
 def collect(es: Elasticsearch, prefix: str) -> Outcome:

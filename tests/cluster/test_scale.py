@@ -46,7 +46,7 @@ from devtools.scalesite import ScaleSite
 from pipeline.store.names import IndexNames
 
 # Minutes, not seconds: the reference run, the stack's restart and the runs under faults.
-pytestmark = [pytest.mark.cluster, pytest.mark.timeout(2400)]
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(3600)]
 
 PAGES: Final = int(os.environ.get("NEWSRADAR_SCALE_PAGES") or 2000)
 BENCH_PAGES: Final = int(os.environ.get("NEWSRADAR_SCALE_BENCH_PAGES") or 300)
