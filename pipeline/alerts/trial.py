@@ -174,7 +174,6 @@ def try_rules(
     from pipeline.normalise.language import detect_language  # slow to import; only needed here
 
     rules = [rule for rule in rules if rule.queries]
-    call(es, check_terms, client=es, rules=rules)
     template = load_template("articles", names.prefix)["template"]
     index = f"{names.prefix}-alerts-test-{uuid.uuid4().hex[:12]}"
     queries = {rule.id: compile_rule(rule, with_filters=False) for rule in rules}
@@ -190,10 +189,13 @@ def try_rules(
 
     def analysed(lang: str, text: str) -> Analysed:
         if (lang, text) not in cache:
-            cache[lang, text] = Analysed(text, call(es, analyse, es, lang, text))
+            cache[lang, text] = Analysed(text, call(es, analyse, es, lang, text, index=index))
         return cache[lang, text]
 
     try:
+        # Analysed in the throw-away index: an API key limited to the prefix's indices may
+        # analyse there, not cluster-wide.
+        call(es, check_terms, client=es, rules=rules, index=index)
         for number, path in enumerate(files):
             title, text, hint = read_article_file(path, now=now)
             detected = detect_language(title, text, hint=hint)

@@ -287,3 +287,21 @@ def test_doctor_reaches_the_cluster_through_any_node(cli_env: dict[str, str]) ->
     checks = {c["name"]: c for c in json.loads(done.stdout)["checks"]}
     assert checks["elasticsearch"]["ok"], checks["elasticsearch"]
     assert checks["elasticsearch"]["detail"] == f"{urls[1]} Elasticsearch 8.19.21"
+
+
+def test_alerts_test_works_with_the_pipeline_key(
+    ingested: int, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    # Its throw-away index and analysis stay within the prefix the key may touch.
+    story = tmp_path / "story.txt"
+    story.write_text(
+        "NATO enlargement talks continue in Brussels as Finland and Sweden join the alliance. "
+        "The ministers said that the enlargement of the alliance would be discussed again at "
+        "the summit next month, where the new members are expected to take their seats.\n",
+        encoding="utf-8",
+    )
+    done = _cli(cli_env, "alerts", "test", "--json", str(story))
+    assert done.returncode == 0, done.stderr
+    [result] = json.loads(done.stdout)["files"]
+    assert result["language"] == "en"
+    assert "nato-enlargement" in {hit["rule_id"] for hit in result["hits"]}
