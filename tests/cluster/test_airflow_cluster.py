@@ -92,6 +92,8 @@ def _first_ingest(client: AirflowClient, settings: dict[str, str]) -> dict[str, 
     return runs[0]
 
 
+# Beyond the suite's five minutes: the waits above are this test's own limits.
+@pytest.mark.timeout(_INGEST_TIMEOUT + _DELIVER_TIMEOUT + 60)
 def test_the_schedule_runs_ingest_over_both_workers_and_the_asset_mails_the_digest(
     client: AirflowClient, settings: dict[str, str]
 ) -> None:
