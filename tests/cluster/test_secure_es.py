@@ -29,6 +29,9 @@ from pipeline.settings import Settings, load_settings
 from pipeline.store.client import SearchUnavailable, call, connect
 from pipeline.store.names import IndexNames
 
+# Three JVMs, the pipeline and a restarting node share a small machine: minutes, not seconds.
+pytestmark = pytest.mark.timeout(1200)
+
 SOURCE = "northwind-times"
 # The node the fault test kills: not the first the URL names, so a client built from one URL
 # alone would still reach the cluster too.
@@ -98,7 +101,7 @@ def settings(cli_env: dict[str, str]) -> Settings:
 @pytest.fixture(scope="module")
 def ingested(cli_env: dict[str, str], settings: Settings) -> int:
     """``newsradar init``, then pull and crawl of the one source, as the pipeline's key."""
-    for args in (("init",), ("pull",), ("crawl", "--limit", "40")):
+    for args in (("init",), ("pull",), ("crawl", "--limit", "20")):
         done = _cli(cli_env, *args)
         assert done.returncode == 0, f"newsradar {' '.join(args)}: {done.stderr[-2000:]}"
     es = connect(settings)
