@@ -399,14 +399,28 @@ def test_two_waves_through_two_workers_with_faults_lose_and_double_nothing(
 
     assert lost == 0 and outcome.duplicates == 0
     assert len(outcome.articles) == len(expected) == sum(outcome.articles.values())
-    assert outcome.stories == reference.outcome.stories
-    assert outcome.alerts == reference.outcome.alerts
+    assert outcome.stories == reference.outcome.stories, _differ(
+        outcome.stories, reference.outcome.stories
+    )
+    assert outcome.alerts == reference.outcome.alerts, _differ(
+        {f"{rule}: {sorted(story)}" for rule, story in outcome.alerts},
+        {f"{rule}: {sorted(story)}" for rule, story in reference.outcome.alerts},
+    )
     assert outcome.digested == reference.outcome.digested
     assert mail.sent_twice == 0, (mail.message_ids_twice, mail.alerts_twice)
     assert new_messages == outcome.digests
     assert failed == []
     assert health["status"] == "green" and health["number_of_nodes"] == 3
     assert {line.split()[2].split("@")[0] for line in hosts} == {"worker1", "worker2"}
+
+
+def _differ(cluster: set[Any], reference: set[Any]) -> str:
+    """The first few items only one side has, to read in a failure."""
+    only = sorted(map(str, cluster - reference))[:3], sorted(map(str, reference - cluster))[:3]
+    return (
+        f"{len(cluster - reference)} only in the cluster run, e.g. {only[0]}; "
+        f"{len(reference - cluster)} only in the reference run, e.g. {only[1]}"
+    )
 
 
 def _timed_ingest(stack: Stack, site: ScaleSite) -> tuple[int, float]:
