@@ -59,9 +59,13 @@ def _when(stamp: str | None) -> datetime:
 
 
 def _since_start(runs: list[dict[str, Any]], settings: dict[str, str]) -> list[dict[str, Any]]:
-    """The runs this stack's start made: the database may hold runs of an earlier one."""
+    """The runs this stack started (or has yet to): the database may hold an earlier one's.
+
+    By start, not by ``run_after``: on a kept database the scheduler's first run of a DAG may
+    be for a tick from before this start.
+    """
     started = _when(settings["CLUSTER_STARTED_AT"])
-    return [r for r in runs if _when(r["run_after"]) >= started]
+    return [r for r in runs if not r["start_date"] or _when(r["start_date"]) >= started]
 
 
 def _wait(what: str, timeout: float, attempt: Any) -> Any:
@@ -87,6 +91,7 @@ def _table(tis: list[TaskInstance]) -> str:
 def _first_ingest(client: AirflowClient, settings: dict[str, str]) -> dict[str, Any] | None:
     """The first scheduled ingest_feeds run of this stack, once it has ended."""
     runs = _since_start(client.runs("ingest_feeds", run_type="scheduled"), settings)
+    runs = [r for r in runs if r["start_date"]]
     if not runs or runs[0]["state"] not in ("success", "failed"):
         return None
     return runs[0]
