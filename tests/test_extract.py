@@ -322,6 +322,8 @@ def test_repair_mojibake(broken: str, fixed: str) -> None:
         "Привет, мир",
         "plain ascii",
         "ÀÉÎÕÜ ×÷",
+        "l’été’ et à–dire",  # letter + quote, letter + dash: no UTF-8
+        'id="ï\x81\x97-2"',  # a mangled icon-font code point in markup: not worth ftfy's time
     ],
 )
 def test_repair_mojibake_leaves_clean_text_alone(clean: str) -> None:
