@@ -7,7 +7,7 @@ UV := $(VENV)/bin/uv
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: install demo test lint typecheck unit bench es-up es-down site clean up down \
-  cluster cluster-down cluster-test
+  cluster cluster-down cluster-test scale-test
 
 install: $(STAMP)
 
@@ -139,7 +139,19 @@ CLUSTER_TEST_ENV := NEWSRADAR_CONFIG_DIR=config/demo NEWSRADAR_INGEST_SCHEDULE='
 cluster-test: install
 	@status=0; \
 	{ $(CLUSTER_TEST_ENV) NEWSRADAR_INDEX_PREFIX=cluster-test-$$(date +%s) $(MAKE) cluster \
-	  && $(VENV)/bin/pytest -m cluster tests/cluster; } || status=$$?; \
+	  && $(VENV)/bin/pytest -m cluster tests/cluster --ignore=tests/cluster/test_scale.py; } \
+	  || status=$$?; \
+	$(MAKE) cluster-down || status=$$((status ? status : 1)); \
+	exit $$status
+
+# The scale test (tests/cluster/test_scale.py): the generated site of NEWSRADAR_SCALE_PAGES
+# pages (2,000 by default) through both workers with a node and a worker killed, against a
+# clean single-process run. Apart from cluster-test: it restarts the Airflow half with its own
+# sources and schedules, and takes far longer.
+scale-test: install
+	@status=0; \
+	{ NEWSRADAR_INDEX_PREFIX=cluster-scale-$$(date +%s) $(MAKE) cluster \
+	  && $(VENV)/bin/pytest -m cluster tests/cluster/test_scale.py; } || status=$$?; \
 	$(MAKE) cluster-down || status=$$((status ? status : 1)); \
 	exit $$status
 
