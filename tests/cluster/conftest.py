@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 from elasticsearch import Elasticsearch
-from escluster import cluster_state, read_env
 
 from pipeline.settings import Settings, load_settings
 from pipeline.store.client import connect
+
+from .escluster import cluster_state, read_env
 
 HERE = Path(__file__).resolve().parent
 

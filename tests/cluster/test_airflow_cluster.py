@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow_api import AirflowClient, TaskInstance, cluster_state, read_env_file
 
 from devtools.mailsink import read_mbox
+
+from .airflow_api import AirflowClient, TaskInstance, cluster_state, read_env_file
 
 pytestmark = pytest.mark.cluster
 

@@ -30,9 +30,13 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import pytest
-from airflow_api import AirflowClient, TaskInstance, cluster_state, read_env_file
 from elasticsearch import Elasticsearch
-from scale_reference import (
+
+from devtools.scalesite import ScaleSite
+from pipeline.store.names import IndexNames
+
+from .airflow_api import AirflowClient, TaskInstance, cluster_state, read_env_file
+from .scale_reference import (
     REPO,
     Outcome,
     Reference,
@@ -41,9 +45,6 @@ from scale_reference import (
     read_messages,
     run_reference,
 )
-
-from devtools.scalesite import ScaleSite
-from pipeline.store.names import IndexNames
 
 # Minutes, not seconds: the reference run, the stack's restart and the runs under faults.
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(3600)]

@@ -22,12 +22,13 @@ import certifi
 import pytest
 import yaml
 from elasticsearch import ApiError, AuthorizationException, Elasticsearch
-from escluster import REPO, cluster_state, es_cluster
 
 from devtools.demosite import DemoSite
 from pipeline.settings import Settings, load_settings
 from pipeline.store.client import SearchUnavailable, call, connect
 from pipeline.store.names import IndexNames
+
+from .escluster import REPO, cluster_state, es_cluster
 
 # Three JVMs, the pipeline and a restarting node share a small machine: minutes, not seconds.
 pytestmark = pytest.mark.timeout(1200)
