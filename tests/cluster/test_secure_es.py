@@ -237,17 +237,20 @@ def test_one_node_killed_the_pipeline_goes_on_and_the_node_comes_back(
 
 
 def test_without_es_env_the_fixture_says_to_run_make_cluster(tmp_path: Path) -> None:
-    probe = tmp_path / "test_probe.py"
+    # A copy of this package (its conftest imports its helpers relatively) with one probe test.
+    package = tmp_path / "cluster"
+    package.mkdir()
+    for name in ("__init__.py", "conftest.py", "escluster.py"):
+        source = Path(__file__).parent / name
+        (package / name).write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+    probe = package / "test_probe.py"
     probe.write_text("def test_needs(es_cluster_env):\n    pass\n", encoding="utf-8")
-    (tmp_path / "conftest.py").write_text(
-        (Path(__file__).parent / "conftest.py").read_text(encoding="utf-8"), encoding="utf-8"
-    )
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(probe), "-m", ""],
         env={
             **os.environ,
             "NEWSRADAR_CLUSTER_STATE": str(tmp_path / "nothing"),
-            "PYTHONPATH": os.pathsep.join([str(REPO), str(Path(__file__).parent)]),
+            "PYTHONPATH": str(REPO),
         },
         cwd=tmp_path,
         capture_output=True,
