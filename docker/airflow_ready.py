@@ -44,7 +44,7 @@ class _Waiter:
             self._check_processes()
             try:
                 result = attempt()
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, OSError) as exc:  # OSError: a broker or socket not up yet
                 result, last = None, f": {type(exc).__name__}: {exc}"
             if result is not None:
                 return result

@@ -13,58 +13,13 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
 
 import httpx
 
-_T = TypeVar("_T")
-_COMPONENTS = ("metadatabase", "scheduler", "dag_processor", "triggerer")
-
-
-class NotReady(Exception):
-    """A step did not succeed in time; the message says which."""
-
-
-class _Waiter:
-    """Polls steps against one deadline, failing early when a watched process has exited."""
-
-    def __init__(self, timeout: float, watched: Sequence[tuple[str, Path, Path]]) -> None:
-        self.deadline = time.monotonic() + timeout
-        self.timeout = timeout
-        self.watched = watched
-
-    def until(self, what: str, attempt: Callable[[], _T | None]) -> _T:
-        """Call ``attempt`` every second until it returns a value."""
-        last = ""
-        while True:
-            self._check_processes()
-            try:
-                result = attempt()
-            except (httpx.HTTPError, OSError) as exc:
-                result, last = None, f": {type(exc).__name__}: {exc}"
-            if result is not None:
-                return result
-            if time.monotonic() > self.deadline:
-                raise NotReady(f"{what} within {self.timeout:.0f} s{last}")
-            time.sleep(1)
-
-    def _check_processes(self) -> None:
-        for name, pid_file, log in self.watched:
-            try:
-                os.kill(int(pid_file.read_text().strip()), 0)
-            except (OSError, ValueError):
-                raise NotReady(f"{name} exited while starting; see {log}") from None
-
-
-def _healthy(client: httpx.Client) -> dict[str, Any] | None:
-    response = client.get("/api/v2/monitor/health")
-    if response.status_code != 200:
-        return None
-    health: dict[str, Any] = response.json()
-    statuses = [(health.get(c) or {}).get("status") for c in _COMPONENTS]
-    return health if all(s == "healthy" for s in statuses) else None
+# docker/ is on the path (stack.sh sets PYTHONPATH): the waiter and health check of `make up`.
+from airflow_ready import NotReady, _healthy, _Waiter
 
 
 def _token(client: httpx.Client, user: str, password: str) -> str | None:

@@ -293,7 +293,8 @@ wait_ready() {
   local watch=() name
   for name in "${airflow_names[@]}"; do watch+=(--watch "$name" "$run/$name.pid" "$logs/$name.log"); done
   # shellcheck disable=SC2086 # two names
-  "$venv/bin/python" "$here/stack-ready.py" --api "$CLUSTER_AIRFLOW_API" \
+  PYTHONPATH="$root/docker${PYTHONPATH:+:$PYTHONPATH}" \
+    "$venv/bin/python" "$here/stack-ready.py" --api "$CLUSTER_AIRFLOW_API" \
     --scheduler-health "http://127.0.0.1:$cluster_scheduler_health_port/health" \
     --user "$CLUSTER_AIRFLOW_USER" --password-env CLUSTER_AIRFLOW_PASSWORD \
     --dags ingest_feeds crawl_sites deliver_alerts maintenance --workers $CLUSTER_WORKERS \
