@@ -215,7 +215,7 @@ write_settings() {
     emit AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT "${cluster_worker_log_ports[0]}"
     # What the tasks read: the caller's NEWSRADAR_*, then the cluster's, which win.
     env | grep -E '^NEWSRADAR_[A-Z0-9_]+=' | grep -vE '^NEWSRADAR_(ES_|CLUSTER_|STACK_|VENV=|PORT_BASE=|SMTP_HOST=|SMTP_PORT=|INDEX_PREFIX=|CONFIG_DIR=)' \
-      | while IFS='=' read -r name value; do emit "$name" "$value"; done
+      | while IFS='=' read -r name value; do emit "$name" "$value"; done || true  # none set
     grep -E '^NEWSRADAR_[A-Z0-9_]+=' "$es_env"
     emit NEWSRADAR_INDEX_PREFIX "$prefix"
     emit NEWSRADAR_CONFIG_DIR "$config_dir"
