@@ -18,6 +18,7 @@ from devtools.demosite import DemoSite, load_catalog
 from pipeline.crawl.claims import (
     Claim,
     CrawlRun,
+    claim,
     crawl_frontier,
     discover_into_frontier,
     with_source_limits,
@@ -157,6 +158,27 @@ def test_two_concurrent_crawls_fetch_each_url_once(
     assert sum(run.claimed for run in runs) == len(_article_paths())
     es_client.indices.refresh(index=names.articles)
     assert es_client.count(index=names.articles)["count"] == len(allowed)
+
+
+def test_a_retried_crawl_takes_back_the_claims_its_killed_try_left(
+    es_client: Elasticsearch, es_settings: Settings, site: DemoSite
+) -> None:
+    config = _config(es_settings, site)
+    names = _fill_frontier(es_client, config)
+    task = "ingest_feeds:manual__1:ingest:3"  # a task instance's run id, the same on each try
+    # The first try claimed everything, then died with its worker: no outcome, no release.
+    held, _ = claim(es_client, names, worker=task, now=NOW, limit=1000)
+    es_client.indices.refresh(index=names.frontier)
+    assert count(es_client, names) == Counter({"claimed": len(held)})
+
+    later = NOW + timedelta(minutes=5)  # long before the lease ends
+    other = crawl_frontier(config, es_client, now=later, policy=DEMO_CRAWL, run_id="another-run")
+    assert other.claimed == 0
+    retry = crawl_frontier(config, es_client, now=later, policy=DEMO_CRAWL, run_id=task)
+    assert retry.claimed == len(held) == len(_article_paths())
+    es_client.indices.refresh(index=names.frontier)
+    allowed = sum(_article_paths().values())
+    assert count(es_client, names) == Counter({"done": allowed, "failed": len(held) - allowed})
 
 
 def test_reextract_reproduces_the_indexed_text_from_kept_pages(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+import random
 import traceback
 from collections import defaultdict
 from collections.abc import Sequence
@@ -350,3 +351,121 @@ def _event_worker(
     except BaseException:
         queue.put(("error", traceback.format_exc()))
         raise
+
+
+# --- a busy day: more candidates than any ranking would keep ---------------------------------
+
+_SYLLABLES = ("ka", "lo", "mi", "ren", "tu", "vos", "bar", "din", "gel", "shu", "pra", "zen")
+
+
+def _busy_day_name(rng: random.Random) -> str:
+    return "".join(rng.choice(_SYLLABLES) for _ in range(3)).capitalize()
+
+
+# fmt: off
+_WORDS = (
+    "rain", "morning", "street", "market", "bread", "coffee", "winter", "bridge", "river",
+    "garden", "evening", "neighbour", "ticket", "harbour", "letter", "kitchen", "window",
+    "village", "station", "doctor", "teacher", "bakery", "corner", "lamp", "bicycle", "engine",
+    "summer", "ladder", "meadow", "orchard", "painter", "farmer", "sailor", "trumpet", "violin",
+    "quarry", "lantern", "blanket", "pepper", "carrot", "ribbon", "button", "pocket", "saddle",
+    "wagon", "tunnel", "castle", "tower", "forest", "valley", "canyon", "desert", "island",
+    "glacier", "thunder", "candle", "mirror", "pillow", "basket", "hammer", "needle", "feather",
+    "shadow", "silver", "copper", "marble", "velvet", "cotton", "timber", "granite",
+)
+# fmt: on
+_PROJECTS = (
+    ("New roofs", "would get new roofs before winter", "are to have their roofs replaced"),
+    ("Night buses", "would be served by a night bus line", "will get buses through the night"),
+    ("A school", "would share a new primary school", "are to send pupils to a new school"),
+    ("Clean water", "would join the new water main", "will drink water from a new main"),
+    ("A new park", "would have a park where the old depot stood", "get a park on the depot site"),
+)
+
+
+def busy_day(count: int = 300, seed: int = 5) -> list[NormalisedArticle]:
+    """``count`` council reports of one day that all share its date and its mayor's name.
+
+    Events are told once or twice (the second telling in other words); every report is then a
+    same-event candidate of every other one, far more than a ranked cut would keep.
+    """
+    rng = random.Random(seed)
+    made: list[NormalisedArticle] = []
+    minute = 0
+    while len(made) < count:
+        who, where = f"{_busy_day_name(rng)} {_busy_day_name(rng)}", _busy_day_name(rng)
+        homes = rng.randrange(120, 9000)
+        title, first, second = rng.choice(_PROJECTS)
+        tellings = (
+            f"Councillor {who} said on 2 March that {homes} homes in {where} {first}.",
+            f"{homes} households in {where} {second}, councillor {who} announced on 2 March.",
+        )
+        for lead in tellings[: rng.choice((1, 2))]:
+            # Each report's own words after its lead: copies detection must not take two
+            # reports for one text.
+            talk = " ".join(rng.sample(_WORDS, 24)).capitalize()
+            text = f"{lead}\nMayor Ingrid Solberg backed the plan. Residents said: {talk}."
+            minute += rng.randrange(1, 9)
+            published = datetime(2025, 3, 2, 6, tzinfo=UTC) + timedelta(minutes=minute)
+            made.append(
+                normalised(
+                    f"https://council{len(made) % 7}.example/news/{len(made)}",
+                    f"council{len(made) % 7}",
+                    title=f"{title} for {where}",
+                    text=text,
+                    language="en",
+                    published=published,
+                )
+            )
+    return made[:count]
+
+
+def exhaustive_stories(articles: Sequence[NormalisedArticle]) -> dict[str, str]:
+    """Article id -> story id, each report joining the best earlier one among all of them."""
+    ordered = sorted(articles, key=lambda a: (a.article.published, a.id))
+    story: dict[str, str] = {}
+    for n, me in enumerate(ordered):
+        assert me.event is not None and me.article.published is not None
+        best: tuple[float, str] | None = None
+        for other in ordered[:n]:
+            assert other.event is not None and other.article.published is not None
+            evidence = compare(
+                me.event, "en", me.article.published, other.event, "en", other.article.published
+            )
+            if evidence.joined and (
+                best is None or (-evidence.score, other.id) < (-best[0], best[1])
+            ):
+                best = (evidence.score, other.id)
+        story[me.id] = story[best[1]] if best else me.id
+    return story
+
+
+def test_on_a_busy_day_the_stories_do_not_depend_on_arrival_order(
+    es_client: Elasticsearch, names: IndexNames
+) -> None:
+    day = busy_day()
+    first = day[0].event
+    assert first is not None
+    sharing = [
+        a
+        for a in day[1:]
+        if a.event and len(specific_keys(set(first.keys) & set(a.event.keys))) >= 2
+    ]
+    assert len(sharing) == len(day) - 1 > 2 * 50  # every other report is a candidate
+    want = exhaustive_stories(day)
+    assert 1 < len(set(want.values())) < len(day)  # some reports joined, not all in one
+    backwards = story_indices(es_client, f"{names.prefix}-backwards")
+    fetched = datetime(2025, 3, 3, tzinfo=UTC)
+    # In publication order, ten at a time; then the latest first, seven at a time: every report
+    # arrives before the earlier ones it may join, which must then find it.
+    forwards_order = sorted(day, key=lambda a: a.article.published or fetched)
+    for start in range(0, len(day), 10):
+        ingest(es_client, names, forwards_order[start : start + 10], fetched=fetched)
+    backwards_order = forwards_order[::-1]
+    for start in range(0, len(day), 7):
+        ingest(es_client, backwards, backwards_order[start : start + 7], fetched=fetched)
+    for where in (names, backwards):
+        es_client.indices.refresh(index=where.articles)
+        hits = es_client.search(index=where.articles, size=1000, source_includes=["story_id"])
+        got = {h["_id"]: h["_source"]["story_id"] for h in hits["hits"]["hits"]}
+        assert got == want, where.prefix

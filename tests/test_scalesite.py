@@ -65,6 +65,15 @@ def test_the_plan_is_the_seeds(plan: Plan) -> None:
     assert len({p.path for p in pages}) == 2000
 
 
+def test_no_two_pages_share_a_second(plan: Plan) -> None:
+    pages, _ = plan
+    # Each page keeps the day of its path and the wave of its time.
+    assert len({p.published for p in pages}) == len(pages)
+    assert all(f"/{p.published:%Y/%m/%d}/" in p.path for p in pages)
+    # The default seed's plan drew nine pairs of pages in one second before they were moved.
+    assert len({p.published for p in plan_site(2000)[0]}) == 2000
+
+
 def test_sources_languages_kinds_and_topics(plan: Plan) -> None:
     pages, _ = plan
     assert len({p.source for p in pages}) == len(OUTLETS) >= 8

@@ -4,7 +4,9 @@ Two crawls may run at once (overlapping Airflow runs, several workers): a URL is
 the crawl that claims it. A claim is a conditional update of the frontier record (its
 ``_seq_no``/``_primary_term`` as read), so of two crawls reading the same pending record only
 one can claim it. A claim is a lease: a crawl that dies leaves its claims to expire, and the
-next crawl takes them over.
+next crawl takes them over. A crawl's claims are held under its worker name, by default its run
+id, which a retry of the same Airflow task instance reuses: the retry of a crawl killed with its
+worker takes its own claims back at once instead of waiting out the lease.
 
 Every claimed URL ends with an outcome written back to its record: ``indexed`` and
 ``duplicate`` are done; transient failures (timeouts, 5xx, a deferred robots.txt, ...) go
@@ -96,8 +98,19 @@ def claim(
     limit: int = 1000,
     lease: timedelta = LEASE,
 ) -> tuple[list[Claim], int]:
-    """Claim up to ``limit`` pending (or abandoned) URLs; the claims won and how many were lost."""
-    hits = queued(es, names, limit=limit, sources=sources, expired_before=now, versions=True)
+    """Claim up to ``limit`` pending (or abandoned) URLs; the claims won and how many were lost.
+
+    Abandoned: the lease ran out, or ``worker`` itself holds the claim (an earlier try of it died).
+    """
+    hits = queued(
+        es,
+        names,
+        limit=limit,
+        sources=sources,
+        expired_before=now,
+        held_by=worker,
+        versions=True,
+    )
     until = (now + lease).isoformat()
     actions = [
         BulkAction(
@@ -266,11 +279,16 @@ def crawl_frontier(
 ) -> CrawlRun:
     """Claim pending URLs of ``sources`` (default all), crawl and index them, record outcomes.
 
+    ``worker`` names the holder of the claims (default ``run_id``): two crawls running at once
+    must not share it.
+
     Raises CrawlError (transient) when the crawl itself failed; the outcomes it did record
     are written back first, and the other claims return to pending.
     """
     names = config.settings.names
-    run = CrawlRun(run_id=run_id or uuid.uuid4().hex, worker=worker or uuid.uuid4().hex[:12])
+    run_id = run_id or uuid.uuid4().hex
+    # Claims held under the run id: a retry of the task (same run id) takes them back.
+    run = CrawlRun(run_id=run_id, worker=worker or run_id)
     started = now
     claims, run.lost = claim(es, names, worker=run.worker, now=now, sources=sources, limit=limit)
     run.claimed = len(claims)

@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Final
 
 from pipeline.normalise.event_text import (
@@ -67,7 +68,10 @@ class EventConfig:
     ``window_hours``: the most two reports' times may differ. ``threshold`` and
     ``cross_threshold``: the least score within one language and across two. ``min_shared``:
     specific keys (names, numbers, dates) two reports must share to be compared at all.
-    ``max_candidates``: earlier reports compared per article, the best-matching first.
+    ``max_candidates``: a bound on the reports compared per article, not a ranking: below it
+    every report sharing ``min_shared`` of them in the window is compared, so which reports form
+    a story does not depend on the order they arrived in. Where more share them (a very busy
+    day, a name in every report) the rarest-keys-first cut can make it depend on that order.
     ``enabled``: False keeps stories to copies alone.
     """
 
@@ -76,7 +80,7 @@ class EventConfig:
     threshold: float = 0.16
     cross_threshold: float = 0.10
     min_shared: int = 2
-    max_candidates: int = 50
+    max_candidates: int = 500
 
 
 DEFAULT_EVENT_CONFIG: Final = EventConfig()
@@ -215,9 +219,9 @@ def compare(
     # What each report leads with (who, where, how many) must be in the other one: reports of
     # two events of one topic lead with different places and people.
     coverage = math.sqrt(_coverage(a.lead, b.keys) * _coverage(b.lead, a.keys))
-    key_score = _cosine(a.key_vector(), b.key_vector())
+    key_score = _cosine(_vector(a, keys=True), _vector(b, keys=True))
     if same_language:
-        term_score = _cosine(a.term_vector(), b.term_vector())
+        term_score = _cosine(_vector(a, keys=False), _vector(b, keys=False))
         title_score = _set_cosine(a.title, b.title)
         likeness = 0.3 * key_score + 0.7 * term_score + 0.15 * title_score
         threshold = config.threshold
@@ -281,13 +285,30 @@ def _telling(key: str) -> bool:
     return "." in value or (len(value) >= 3 and not _ROUND.fullmatch(value))
 
 
-def _cosine(a: Mapping[str, float], b: Mapping[str, float]) -> float:
+@dataclass(frozen=True, slots=True)
+class _Vector:
+    weights: Mapping[str, float]
+    norm: float
+
+
+@lru_cache(maxsize=16384)
+def _vector(signature: EventSignature, *, keys: bool) -> _Vector:
+    """A signature's key or term weights and their norm.
+
+    Cached: one article is compared with hundreds of candidates, and a batch's candidates are
+    largely the same reports.
+    """
+    weights = signature.key_vector() if keys else signature.term_vector()
+    return _Vector(weights, math.sqrt(sum(w * w for w in weights.values())))
+
+
+def _cosine(a: _Vector, b: _Vector) -> float:
     """Cosine of two weighted sets."""
-    if not a or not b:
+    if not a.norm or not b.norm:
         return 0.0
-    common = sum(weight * b[key] for key, weight in a.items() if key in b)
-    norm = math.sqrt(sum(w * w for w in a.values()) * sum(w * w for w in b.values()))
-    return common / norm if norm else 0.0
+    small, large = sorted((a.weights, b.weights), key=len)
+    common = sum(weight * large[key] for key, weight in small.items() if key in large)
+    return common / (a.norm * b.norm)
 
 
 def _coverage(lead: Sequence[str], keys: Sequence[str]) -> float:

@@ -171,24 +171,27 @@ def queued(
     limit: int,
     sources: Sequence[str] | None = None,
     expired_before: datetime | None = None,
+    held_by: str | None = None,
     versions: bool = False,
     fields: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Frontier hits waiting for the crawl, oldest discovery first: pending records of ``sources``.
 
-    With ``expired_before``, also the claims whose lease ended before it (their crawl died).
+    With ``expired_before``, also the claims whose lease ended before it (their crawl died);
+    with ``held_by``, also the claims that holder still has (a retry of a crawl that died).
     ``versions`` reads each hit's ``_seq_no``/``_primary_term``, for a conditional claim.
     """
-    waiting: dict[str, Any] = {"term": {"state": "pending"}}
+    either: list[dict[str, Any]] = [{"term": {"state": "pending"}}]
     if expired_before is not None:
         expired = [
             {"term": {"state": "claimed"}},
             {"range": {"claimed_until": {"lt": expired_before.isoformat()}}},
         ]
-        waiting = {
-            "bool": {"should": [waiting, {"bool": {"filter": expired}}], "minimum_should_match": 1}
-        }
-    filters: list[dict[str, Any]] = [waiting]
+        either.append({"bool": {"filter": expired}})
+    if held_by is not None:
+        held = [{"term": {"state": "claimed"}}, {"term": {"claimed_by": held_by}}]
+        either.append({"bool": {"filter": held}})
+    filters: list[dict[str, Any]] = [{"bool": {"should": either, "minimum_should_match": 1}}]
     if sources:
         filters.append({"terms": {"source": list(sources)}})
     response = call(

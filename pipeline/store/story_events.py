@@ -7,7 +7,9 @@ one weighted-terms query per article on the names, numbers and dates it stores
 rarest shared keys first. The query is what ``compare`` requires before it weighs anything,
 and it is symmetric, so of two reports written at once at least one finds the other, as with
 copies (``pipeline.store.stories``). Window and candidate count bound the cost whatever the
-size of the index.
+size of the index; the count is a bound, not a cut (``EventConfig.max_candidates``): every
+pair that can join is found whichever of the two arrived first, so the stories are the same
+however the articles were split among workers and batches.
 """
 
 from __future__ import annotations
@@ -45,7 +47,12 @@ class EventMatcher:
         self.candidates: dict[str, list[str]] = {}
 
     def lookup(self, ids: Sequence[str]) -> None:
-        """Each article's candidates: one weighted-terms search per article, in one msearch."""
+        """Each article's candidates: one weighted-terms search per article, in one msearch.
+
+        The searches return ids and versions only; each candidate not yet read in this version
+        is read once (mget), however many of the batch's articles find it: the reports of one
+        busy day find the same few hundred candidates, and their signatures are most of a hit.
+        """
         config = self.batch.events
         wanted = [i for i in ids if i not in self.candidates]
         for ident in wanted:
@@ -58,11 +65,34 @@ class EventMatcher:
             for ident in part:
                 searches += [{}, self._query(ident)]
             response = self.batch.es.msearch(index=self.batch.names.articles, searches=searches)
+            unread: dict[str, str] = {}  # id -> its concrete index
+            found: dict[str, list[str]] = {}
             for ident, result in zip(part, response["responses"], strict=True):
                 if "error" in result:
                     raise StoryWriteRejected(self.batch.names.articles, ident, result["error"])
-                found = [self.batch.learn(stored_of(hit)).id for hit in result["hits"]["hits"]]
-                self.candidates[ident] = [f for f in found if f != ident]
+                hits = [h for h in result["hits"]["hits"] if h["_id"] != ident]
+                found[ident] = [h["_id"] for h in hits]
+                unread.update((h["_id"], h["_index"]) for h in hits if not self._read(h))
+            self._read_all(unread)
+            for ident, candidates in found.items():
+                # A candidate deleted between the search and the read is no candidate.
+                self.candidates[ident] = [c for c in candidates if c in self.batch.known]
+
+    def _read(self, hit: Mapping[str, Any]) -> bool:
+        """Whether the batch holds the hit's document, signature included, in its version."""
+        known = self.batch.known.get(hit["_id"])
+        return (
+            known is not None
+            and known.event is not None
+            and (known.primary_term, known.seq_no) >= (hit["_primary_term"], hit["_seq_no"])
+        )
+
+    def _read_all(self, where: Mapping[str, str]) -> None:
+        for part in chunks(list(where), 1000):
+            docs = [{"_index": where[i], "_id": i} for i in part]
+            for doc in self.batch.es.mget(docs=docs, source=EVENT_FIELDS)["docs"]:
+                if doc.get("found"):
+                    self.batch.learn(stored_of(doc))
 
     def _keys(self, ident: str) -> list[str]:
         event = self.batch.known[ident].event
@@ -91,7 +121,7 @@ class EventMatcher:
             },
             "size": self.batch.events.max_candidates,
             "seq_no_primary_term": True,
-            "_source": EVENT_FIELDS,
+            "_source": False,
             "track_total_hits": False,
         }
 
