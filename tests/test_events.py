@@ -383,7 +383,7 @@ _PROJECTS = (
 )
 
 
-def busy_day(count: int = 300, seed: int = 5) -> list[NormalisedArticle]:
+def busy_day(count: int = 200, seed: int = 5) -> list[NormalisedArticle]:
     """``count`` council reports of one day that all share its date and its mayor's name.
 
     Events are told once or twice (the second telling in other words); every report is then a
