@@ -29,7 +29,7 @@ class NotReady(Exception):
     """A step failed for good, or did not succeed in time; the message says which and why."""
 
 
-class _Waiter:
+class Waiter:
     """Polls steps against one deadline, failing early when a watched process has exited."""
 
     def __init__(self, timeout: float, watched: Sequence[tuple[str, Path, Path]]) -> None:
@@ -62,7 +62,8 @@ class _Waiter:
                 raise NotReady(f"{name} exited while starting; see {log}") from None
 
 
-def _healthy(client: httpx.Client) -> dict[str, Any] | None:
+def healthy(client: httpx.Client) -> dict[str, Any] | None:
+    """The API server's health report when every component is healthy, else None."""
     response = client.get("/api/v2/monitor/health")
     if response.status_code != 200:
         return None
@@ -89,11 +90,11 @@ def _import_errors(client: httpx.Client) -> str:
 def check(args: argparse.Namespace) -> str:
     """Run every step; the success line, or NotReady."""
     watched = [(name, Path(pid), Path(log)) for name, pid, log in args.watch]
-    wait = _Waiter(args.timeout, watched)
+    wait = Waiter(args.timeout, watched)
     # trust_env off: a proxy from the environment must not stand between us and loopback.
     with httpx.Client(base_url=args.api, timeout=10, trust_env=False) as client:
         wait.until("the API server did not answer", lambda: _answers(client))
-        wait.until("not every Airflow component reported healthy", lambda: _healthy(client))
+        wait.until("not every Airflow component reported healthy", lambda: healthy(client))
         # The URL the workers use, as they use it: it must reach this API server.
         execution = args.execution_api.rstrip("/") + "/health"
         try:
@@ -141,7 +142,7 @@ def check(args: argparse.Namespace) -> str:
     )
 
 
-def _unpause_when_parsed(wait: _Waiter, client: httpx.Client, dag_id: str) -> None:
+def _unpause_when_parsed(wait: Waiter, client: httpx.Client, dag_id: str) -> None:
     """Wait until the DAG processor has parsed ``dag_id``, then unpause it."""
     wait.until(
         lambda: f"the DAG {dag_id} was not parsed (import errors: {_import_errors(client)})",

@@ -39,7 +39,7 @@ def test_an_unpause_that_meets_a_locked_database_is_tried_again(
     monkeypatch.setattr(ready.time, "sleep", lambda _seconds: None)
     seen: list[str] = []
     with _client([500, 500, 200], seen) as client:
-        ready._unpause_when_parsed(ready._Waiter(60, []), client, "ingest_feeds")
+        ready._unpause_when_parsed(ready.Waiter(60, []), client, "ingest_feeds")
     assert seen == ["GET", "PATCH", "PATCH", "PATCH"]
 
 
@@ -52,7 +52,7 @@ def test_a_refused_unpause_fails_at_once_naming_the_url(
         _client([403, 200], seen) as client,
         pytest.raises(ready.NotReady, match="dags/ingest_feeds: HTTP 403"),
     ):
-        ready._unpause_when_parsed(ready._Waiter(60, []), client, "ingest_feeds")
+        ready._unpause_when_parsed(ready.Waiter(60, []), client, "ingest_feeds")
     assert seen.count("PATCH") == 1
 
 
@@ -68,4 +68,4 @@ def test_server_errors_until_the_deadline_say_what_could_not_be_done(
             ready.NotReady, match="could not be unpaused within 30 s: HTTPStatusError: HTTP 500"
         ),
     ):
-        ready._unpause_when_parsed(ready._Waiter(30, []), client, "ingest_feeds")
+        ready._unpause_when_parsed(ready.Waiter(30, []), client, "ingest_feeds")

@@ -13,7 +13,7 @@ import multiprocessing
 import random
 import traceback
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -250,33 +250,36 @@ def test_the_thresholds_come_from_the_config(es_client: Elasticsearch, names: In
 
 
 def expected_stories(
-    ids: Sequence[str], config: EventConfig = DEFAULT_EVENT_CONFIG
+    articles: Sequence[NormalisedArticle],
+    order: Callable[[NormalisedArticle], Any],
+    config: EventConfig = DEFAULT_EVENT_CONFIG,
 ) -> dict[str, str]:
     """What one process must store, computed without Elasticsearch: article id -> story id.
 
-    In (published, fetched, id) order, each report joins the story of the earlier report it
-    compares best with (score, then the smaller id), as pipeline.store.story_events finds it.
+    In ``order`` (the stories' key: published, fetched, id), each report joins the story of the
+    earlier report it compares best with (score, then the smaller id), among all of them.
     """
-    keyed = sorted((FIXTURES.articles[i].published, fetched_at(i), article(i).id, i) for i in ids)
+    ordered = sorted(articles, key=order)
     story: dict[str, str] = {}
-    for n, (_, _, ident, fixture) in enumerate(keyed):
-        me, mine = FIXTURES.articles[fixture], article(fixture).event
-        assert mine is not None
+    for n, me in enumerate(ordered):
+        assert me.event is not None and me.article.published is not None
         best: tuple[float, str] | None = None
-        for _, _, other_id, other_fixture in keyed[:n]:
-            other, theirs = FIXTURES.articles[other_fixture], article(other_fixture).event
-            assert theirs is not None
-            shared = specific_keys(set(mine.keys) & set(theirs.keys))
-            if len(shared) < config.min_shared:
-                continue
+        for other in ordered[:n]:
+            assert other.event is not None and other.article.published is not None
             evidence = compare(
-                mine, me.language, me.published, theirs, other.language, other.published, config
+                me.event,
+                me.language.language,
+                me.article.published,
+                other.event,
+                other.language.language,
+                other.article.published,
+                config,
             )
             if evidence.joined and (
-                best is None or (-evidence.score, other_id) < (-best[0], best[1])
+                best is None or (-evidence.score, other.id) < (-best[0], best[1])
             ):
-                best = (evidence.score, other_id)
-        story[ident] = story[best[1]] if best else ident
+                best = (evidence.score, other.id)
+        story[me.id] = story[best[1]] if best else me.id
     return story
 
 
@@ -302,7 +305,11 @@ def test_two_processes_ingesting_halves_match_one_process(
     assert len(decisions) == len(ids)
     stored = stories(es_client, names)
     got = {article(i).id: stored[i]["story_id"] for i in ids}
-    assert got == expected_stories(ids)
+    in_order = expected_stories(
+        [article(i) for i in ids],
+        lambda a: (a.article.published, fetched_at(FIXTURE_OF[a.id]), a.id),
+    )
+    assert got == in_order
     members: defaultdict[str, set[str]] = defaultdict(set)
     for ident, story in got.items():
         members[story].add(ident)
@@ -420,26 +427,6 @@ def busy_day(count: int = 200, seed: int = 5) -> list[NormalisedArticle]:
     return made[:count]
 
 
-def exhaustive_stories(articles: Sequence[NormalisedArticle]) -> dict[str, str]:
-    """Article id -> story id, each report joining the best earlier one among all of them."""
-    ordered = sorted(articles, key=lambda a: (a.article.published, a.id))
-    story: dict[str, str] = {}
-    for n, me in enumerate(ordered):
-        assert me.event is not None and me.article.published is not None
-        best: tuple[float, str] | None = None
-        for other in ordered[:n]:
-            assert other.event is not None and other.article.published is not None
-            evidence = compare(
-                me.event, "en", me.article.published, other.event, "en", other.article.published
-            )
-            if evidence.joined and (
-                best is None or (-evidence.score, other.id) < (-best[0], best[1])
-            ):
-                best = (evidence.score, other.id)
-        story[me.id] = story[best[1]] if best else me.id
-    return story
-
-
 def test_on_a_busy_day_the_stories_do_not_depend_on_arrival_order(
     es_client: Elasticsearch, names: IndexNames
 ) -> None:
@@ -452,7 +439,7 @@ def test_on_a_busy_day_the_stories_do_not_depend_on_arrival_order(
         if a.event and len(specific_keys(set(first.keys) & set(a.event.keys))) >= 2
     ]
     assert len(sharing) == len(day) - 1 > 2 * 50  # every other report is a candidate
-    want = exhaustive_stories(day)
+    want = expected_stories(day, lambda a: (a.article.published, a.id))
     assert 1 < len(set(want.values())) < len(day)  # some reports joined, not all in one
     backwards = story_indices(es_client, f"{names.prefix}-backwards")
     fetched = datetime(2025, 3, 3, tzinfo=UTC)

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 # docker/ is on the path (stack.sh sets PYTHONPATH): the waiter and health check of `make up`.
-from airflow_ready import NotReady, _healthy, _Waiter
+from airflow_ready import NotReady, Waiter, healthy
 
 
 def _token(client: httpx.Client, user: str, password: str) -> str | None:
@@ -65,11 +65,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     watched = [(name, Path(pid), Path(log)) for name, pid, log in args.watch]
-    waiter = _Waiter(args.timeout, watched)
+    waiter = Waiter(args.timeout, watched)
     started = time.monotonic()
     try:
         with httpx.Client(base_url=args.api, timeout=10) as client:
-            waiter.until("the components did not all report healthy", lambda: _healthy(client))
+            waiter.until("the components did not all report healthy", lambda: healthy(client))
             waiter.until(
                 f"the scheduler's health check {args.scheduler_health} did not answer",
                 lambda: httpx.get(args.scheduler_health, timeout=5).raise_for_status() or True,

@@ -21,7 +21,6 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import Any, Final
 
 from pipeline.normalise.event_text import (
@@ -219,9 +218,9 @@ def compare(
     # What each report leads with (who, where, how many) must be in the other one: reports of
     # two events of one topic lead with different places and people.
     coverage = math.sqrt(_coverage(a.lead, b.keys) * _coverage(b.lead, a.keys))
-    key_score = _cosine(_vector(a, keys=True), _vector(b, keys=True))
+    key_score = _cosine(a.key_vector(), b.key_vector())
     if same_language:
-        term_score = _cosine(_vector(a, keys=False), _vector(b, keys=False))
+        term_score = _cosine(a.term_vector(), b.term_vector())
         title_score = _set_cosine(a.title, b.title)
         likeness = 0.3 * key_score + 0.7 * term_score + 0.15 * title_score
         threshold = config.threshold
@@ -285,30 +284,13 @@ def _telling(key: str) -> bool:
     return "." in value or (len(value) >= 3 and not _ROUND.fullmatch(value))
 
 
-@dataclass(frozen=True, slots=True)
-class _Vector:
-    weights: Mapping[str, float]
-    norm: float
-
-
-@lru_cache(maxsize=16384)
-def _vector(signature: EventSignature, *, keys: bool) -> _Vector:
-    """A signature's key or term weights and their norm.
-
-    Cached: one article is compared with hundreds of candidates, and a batch's candidates are
-    largely the same reports.
-    """
-    weights = signature.key_vector() if keys else signature.term_vector()
-    return _Vector(weights, math.sqrt(sum(w * w for w in weights.values())))
-
-
-def _cosine(a: _Vector, b: _Vector) -> float:
+def _cosine(a: Mapping[str, float], b: Mapping[str, float]) -> float:
     """Cosine of two weighted sets."""
-    if not a.norm or not b.norm:
+    if not a or not b:
         return 0.0
-    small, large = sorted((a.weights, b.weights), key=len)
-    common = sum(weight * large[key] for key, weight in small.items() if key in large)
-    return common / (a.norm * b.norm)
+    common = sum(weight * b[key] for key, weight in a.items() if key in b)
+    norm = math.sqrt(sum(w * w for w in a.values()) * sum(w * w for w in b.values()))
+    return common / norm if norm else 0.0
 
 
 def _coverage(lead: Sequence[str], keys: Sequence[str]) -> float:

@@ -30,7 +30,6 @@ from pipeline.store.story_state import (
     Verdict,
     better,
     chunks,
-    stored_of,
 )
 
 __all__ = ["EVENT_FIELDS", "EventMatcher"]
@@ -73,7 +72,7 @@ class EventMatcher:
                 hits = [h for h in result["hits"]["hits"] if h["_id"] != ident]
                 found[ident] = [h["_id"] for h in hits]
                 unread.update((h["_id"], h["_index"]) for h in hits if not self._read(h))
-            self._read_all(unread)
+            self.batch.get(unread, EVENT_FIELDS)
             for ident, candidates in found.items():
                 # A candidate deleted between the search and the read is no candidate.
                 self.candidates[ident] = [c for c in candidates if c in self.batch.known]
@@ -86,13 +85,6 @@ class EventMatcher:
             and known.event is not None
             and (known.primary_term, known.seq_no) >= (hit["_primary_term"], hit["_seq_no"])
         )
-
-    def _read_all(self, where: Mapping[str, str]) -> None:
-        for part in chunks(list(where), 1000):
-            docs = [{"_index": where[i], "_id": i} for i in part]
-            for doc in self.batch.es.mget(docs=docs, source=EVENT_FIELDS)["docs"]:
-                if doc.get("found"):
-                    self.batch.learn(stored_of(doc))
 
     def _keys(self, ident: str) -> list[str]:
         event = self.batch.known[ident].event

@@ -64,12 +64,9 @@ class Matcher:
 
     def read(self, ids: Sequence[str]) -> None:
         """Read the whole documents of articles met as candidates, before deciding them."""
-        unread = [i for i in ids if fullness(self.batch.known[i].fingerprint) < 2]
-        for part in chunks(unread, 1000):
-            docs = [{"_index": self.batch.known[i].index, "_id": i} for i in part]
-            for doc in self.batch.es.mget(docs=docs, source=SOURCE_FIELDS)["docs"]:
-                if doc.get("found"):
-                    self.batch.learn(stored_of(doc))
+        known = self.batch.known
+        unread = {i: known[i].index for i in ids if fullness(known[i].fingerprint) < 2}
+        self.batch.get(unread, SOURCE_FIELDS)
 
     def _candidate_query(self, ident: str) -> dict[str, Any]:
         print_ = self.batch.known[ident].fingerprint

@@ -279,10 +279,14 @@ class Batch:
     def reread(self, ids: Iterable[str]) -> None:
         """Realtime get of the documents (by concrete index): sees writes not yet refreshed."""
         wanted = sorted({i for i in ids if i in self.known})
-        for part in chunks(wanted, 1000):
-            docs = [{"_index": self.known[i].index, "_id": i} for i in part]
-            response = self.es.mget(docs=docs, source=STATE_FIELDS)
-            for doc in response["docs"]:
+        self.get({i: self.known[i].index for i in wanted}, STATE_FIELDS)
+
+    def get(self, where: Mapping[str, str], fields: Sequence[str]) -> None:
+        """Read ``fields`` of the documents (id -> concrete index) by mget, and learn them."""
+        ids = list(where)
+        for part in chunks(ids, 1000):
+            docs = [{"_index": where[i], "_id": i} for i in part]
+            for doc in self.es.mget(docs=docs, source=list(fields))["docs"]:
                 if doc.get("found"):
                     self.learn(stored_of(doc))
 
