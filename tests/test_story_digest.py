@@ -355,30 +355,6 @@ def test_an_earlier_report_arriving_late_and_leading_the_story_raises_no_second_
     assert len(handler.received) == 1
 
 
-def test_a_report_that_moved_out_of_a_story_still_told_leaves_that_story_its_alert(
-    es_client: Elasticsearch, es_settings: Settings
-) -> None:
-    world = _world(es_client, es_settings, _rule(en=EN_QUERY, ru=RU_QUERY))
-    # The Russian report is first taken for a report of the museum story and matched there...
-    museum = _document("museum", MUSEUM, story="museum", fetched=T0)
-    ru = _document("ru-1954", REPORTS["ru-1954"], story="museum", fetched=T0, related_to="museum")
-    first = match_new(
-        world.es, world.names, _index(world, {"museum": museum, "ru-1954": ru}), now=T0
-    )
-    assert first.created == 1
-    # ...then the English report arrives and the Russian one moves to its story; the museum
-    # story is still told (by the museum report), so its alert stays its own.
-    later = T0 + timedelta(hours=2)
-    english = _document("en-1954", REPORTS["en-1954"], story=STORY, fetched=later)
-    english["published"] = (T0 - timedelta(hours=3)).isoformat()
-    moved = _document("ru-1954", REPORTS["ru-1954"], story=STORY, fetched=T0, related_to="en-1954")
-    _index(world, {"en-1954": english, "ru-1954": moved})
-    world.es.indices.refresh(index=world.names.articles)
-    again = match_new(world.es, world.names, ["en-1954"], now=later)
-    assert again.created == 1
-    assert sorted(a["story_id"] for a in _outbox(world, "alert")) == sorted(["museum", STORY])
-
-
 def test_two_alerts_whose_stories_became_one_give_one_item(
     es_client: Elasticsearch, es_settings: Settings
 ) -> None:

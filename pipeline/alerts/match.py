@@ -360,33 +360,13 @@ def _earlier_alerts(
         sort=("matched_at",),
     )
     by_pair = {(rule.id, story): aid for aid, (rule, story) in missing.items()}
-    # An alert whose story still has articles stands for that story: one of its articles has
-    # since moved to another story (a join settled later), which gets an alert of its own.
-    told = _stories_with_articles(es, names, {str(h.source["story_id"]) for h in found})
     earlier: dict[str, Hit] = {}
     for hit in found:  # oldest first: the first alert of a story stays its alert
-        if str(hit.source["story_id"]) in told:
-            continue
         for article in hit.source.get("articles", ()):
             aid = by_pair.get((str(hit.source["rule_id"]), members.get(article, "")))
             if aid is not None and aid not in earlier and hit.id not in pairs:
                 earlier[aid] = hit
     return earlier
-
-
-def _stories_with_articles(es: Elasticsearch, names: IndexNames, stories: set[str]) -> set[str]:
-    """Which of ``stories`` still have articles (one renamed by a late earlier report has none)."""
-    if not stories:
-        return set()
-    response = call(
-        es,
-        es.search,
-        index=names.articles,
-        size=0,
-        query={"terms": {"story_id": sorted(stories)}},
-        aggs={"told": {"terms": {"field": "story_id", "size": len(stories)}}},
-    )
-    return {str(b["key"]) for b in response["aggregations"]["told"]["buckets"]}
 
 
 def _count_writes(written: BulkReport, report: MatchReport) -> set[str]:

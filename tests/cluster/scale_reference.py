@@ -85,11 +85,9 @@ def collect(es: Elasticsearch, prefix: str) -> Outcome:
     alert_fields = ["rule_id", "first_article", "story_id"]
     for hit in _scan(es, names.alert_outbox, {"term": {"kind": "alert"}}, alert_fields):
         source = hit["_source"]
-        # Its own story while that has articles; else the story its first article is in now: a
-        # story's id changes when an earlier report arrives late, and the alert stands for it.
-        story = source["story_id"]
-        if story not in members:
-            story = story_of.get(source["first_article"], story)
+        # The story its first article is in now: a story's id changes when an earlier report
+        # arrives late, and the alert stands for the whole story.
+        story = story_of.get(source["first_article"], source["story_id"])
         pages = frozenset(members.get(story, ()))
         story_by_alert[hit["_id"]] = pages
         outcome.alerts.add((source["rule_id"], pages))
