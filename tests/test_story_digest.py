@@ -355,6 +355,101 @@ def test_an_earlier_report_arriving_late_and_leading_the_story_raises_no_second_
     assert len(handler.received) == 1
 
 
+def _moved(world: World, article_id: str, story: str, at: datetime) -> None:
+    """The story stage moves a report to ``story``, led by an earlier report arriving now."""
+    lead = _document(story, REPORTS[story], story=story, fetched=at)
+    lead["published"] = (T0 - timedelta(hours=3)).isoformat()
+    report = _document(article_id, REPORTS[article_id], story=story, fetched=T0, related_to=story)
+    _index(world, {story: lead, article_id: report})
+
+
+def _stories_alerted(world: World) -> dict[str, str]:
+    """Each alert's story as the digest shows it (its first article's), and that first article."""
+    found = {}
+    for alert in _outbox(world, "alert"):
+        first = world.es.get(index=world.names.articles, id=alert["first_article"])["_source"]
+        assert first["story_id"] == alert["story_id"], alert
+        found[alert["story_id"]] = alert["first_article"]
+    return found
+
+
+def test_a_matched_report_moving_out_of_a_story_that_still_matches_gets_an_alert_of_its_own(
+    es_client: Elasticsearch, es_settings: Settings
+) -> None:
+    world = _world(es_client, es_settings, _rule(en=EN_QUERY, ru=RU_QUERY))
+    # The Russian report is first taken for a report of the museum story: both match, and the
+    # story gets one alert, led by the Russian report (published first).
+    museum = _document("museum", MUSEUM, story="museum", fetched=T0)
+    ru = _document("ru-1954", REPORTS["ru-1954"], story="museum", fetched=T0, related_to="museum")
+    ru["published"] = (T0 - timedelta(hours=1)).isoformat()
+    first = match_new(
+        world.es, world.names, _index(world, {"museum": museum, "ru-1954": ru}), now=T0
+    )
+    assert first.created == 1
+    assert _stories_alerted(world) == {"museum": "ru-1954"}
+    # The English report arrives and the Russian one moves to its story: two stories matched,
+    # two alerts, as if the reports had arrived the other way round. The museum's alert is now
+    # led by the museum report, since the digest shows an alert as its first article's story;
+    # the new one by the Russian report, matched first.
+    later = T0 + timedelta(hours=2)
+    _moved(world, "ru-1954", STORY, later)
+    again = match_new(world.es, world.names, [STORY], now=later)
+    assert (again.created, again.updated) == (1, 1)
+    assert _stories_alerted(world) == {"museum": "museum", STORY: "ru-1954"}
+    english = world.es.get(index=world.names.alert_outbox, id=alert_id("soviet-note", STORY))
+    assert sorted(english["_source"]["matched"]) == ["en-1954", "ru-1954"]
+
+
+def test_an_alert_whose_only_match_moved_away_follows_it_and_raises_no_second_alert(
+    es_client: Elasticsearch, es_settings: Settings
+) -> None:
+    # Only Russian is watched: the museum report does not match.
+    world = _world(es_client, es_settings, _rule(ru=RU_QUERY))
+    handler = ScriptedHandler()
+    museum = _document("museum", MUSEUM, story="museum", fetched=T0)
+    ru = _document("ru-1954", REPORTS["ru-1954"], story="museum", fetched=T0, related_to="museum")
+    match_new(world.es, world.names, _index(world, {"museum": museum, "ru-1954": ru}), now=T0)
+    assert _send(world, handler, T0).sent == 1
+    # The Russian report moves to the English story: the alert goes with it, and the museum
+    # story, which no rule matched, is left without one. Nothing is mailed again.
+    later = T0 + timedelta(hours=2)
+    _moved(world, "ru-1954", STORY, later)
+    again = match_new(world.es, world.names, [STORY], now=later)
+    assert (again.created, again.updated) == (0, 1)
+    assert _stories_alerted(world) == {STORY: "ru-1954"}
+    assert _send(world, handler, later + timedelta(days=1)).sent == 0
+    assert len(handler.received) == 1
+
+
+def test_a_matched_report_moving_into_a_story_nothing_else_matched_brings_an_alert_there(
+    es_client: Elasticsearch, es_settings: Settings
+) -> None:
+    # Only English is watched: the museum and the English 1954 report match, the Russian not.
+    world = _world(es_client, es_settings, _rule(en=EN_QUERY))
+    museum = _document("museum", MUSEUM, story="museum", fetched=T0)
+    en = _document("en-1954", REPORTS["en-1954"], story="museum", fetched=T0, related_to="museum")
+    en["published"] = (T0 - timedelta(hours=1)).isoformat()
+    assert (
+        match_new(
+            world.es, world.names, _index(world, {"museum": museum, "en-1954": en}), now=T0
+        ).created
+        == 1
+    )
+    # An earlier Russian report arrives and leads the English one's story now. It does not
+    # match, but the English report it took along did: that story is alerted, once.
+    later = T0 + timedelta(hours=2)
+    lead = _document("ru-1954", REPORTS["ru-1954"], story="ru-1954", fetched=later)
+    lead["published"] = (T0 - timedelta(hours=3)).isoformat()
+    moved = _document(
+        "en-1954", REPORTS["en-1954"], story="ru-1954", fetched=T0, related_to="ru-1954"
+    )
+    _index(world, {"ru-1954": lead, "en-1954": moved})
+    again = match_new(world.es, world.names, ["ru-1954"], now=later)
+    assert (again.matches, again.created) == (0, 1)
+    assert _stories_alerted(world) == {"museum": "museum", "ru-1954": "en-1954"}
+    assert match_new(world.es, world.names, ["ru-1954"], now=later).created == 0
+
+
 def test_two_alerts_whose_stories_became_one_give_one_item(
     es_client: Elasticsearch, es_settings: Settings
 ) -> None:

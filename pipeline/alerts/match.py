@@ -13,7 +13,8 @@ id)`` (pipeline.alerts.outbox.alert_id), written with ``op_type=create``: a synd
 reworded copy of a story already alerted, a retried task or a re-run finds the alert there and
 only adds its article and source to it (a conditional update on ``_seq_no``/``_primary_term``;
 no scripts). An alert whose story has fewer distinct sources than the rule's ``min_sources``
-waits until copies bring it there.
+waits until copies bring it there. The alert keeps the reports its rule matched and follows
+them when the story stage moves them to another story (pipeline.alerts.moves).
 
 Relevance. A match counts only when the article is about the topic as much as the rule asks
 (``min_relevance``, pipeline.alerts.relevance); the score and its passage go on the alert.
@@ -31,7 +32,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any
 
 from elasticsearch import Elasticsearch
 
@@ -39,6 +40,7 @@ from pipeline.alerts.batch import BatchArticle, read_batch, story_arrivals
 from pipeline.alerts.batch_rules import run_rules
 from pipeline.alerts.breaking import broke_at
 from pipeline.alerts.feedback import muted_stories
+from pipeline.alerts.moves import Moved, matched_of, moved_alerts
 from pipeline.alerts.outbox import alert_id
 from pipeline.alerts.reads import ROUNDS, Hit, iso, mget, scan
 from pipeline.alerts.relevance import Relevance, score_articles
@@ -50,8 +52,8 @@ __all__ = ["MatchReport", "match_new", "match_pending", "matching_health"]
 
 log = logging.getLogger(__name__)
 
-# Articles of the batch's new stories read to find an earlier alert for one of them.
-_MAX_MEMBERS: Final = 10_000
+_Arrivals = dict[str, datetime | None]
+_Changes = dict[str, Any]
 
 
 @dataclass(slots=True)
@@ -198,7 +200,19 @@ def _write_alerts(
     stories: dict[str, list[BatchArticle]] = defaultdict(list)
     for article in batch.values():
         stories[article.story].append(article)
-    pairs, existing, arrivals = _pairs(es, names, rules, batch, stories, matched, report)
+    queried = {rule.id for rule in rules if rule.query is not None}
+    moves = moved_alerts(es, names, queried, sorted(stories))
+    # A matched report moved into a story counts as matched there (and the story an alert
+    # keeps, as matched by its first article): their alerts take them in like this batch's.
+    matched = {rule_id: set(found) for rule_id, found in matched.items()}
+    for moved in moves:
+        for article in [moved.first, *(a for found in moved.others.values() for a in found)]:
+            if article.id not in {a.id for a in stories[article.story]}:
+                stories[article.story].append(article)
+            matched.setdefault(moved.rule_id, set()).add(article.id)
+    pairs, existing, arrivals, repoint = _pairs(
+        es, names, rules, batch, stories, matched, moves, report
+    )
     pending = set(pairs)
     verdicts: dict[str, str] = {}
     current = {aid: existing[aid] for aid in pending if aid in existing}
@@ -207,7 +221,7 @@ def _write_alerts(
         for aid in sorted(pending):
             rule, story = pairs[aid]
             # A rule without queries stands for every article of the story.
-            found = matched.get(rule.id, ()) if rule.query is not None else batch
+            found = matched.get(rule.id, set()) if rule.query is not None else batch
             hits = sorted(
                 (a for a in stories[story] if a.id in found), key=lambda a: (a.order, a.id)
             )
@@ -221,6 +235,7 @@ def _write_alerts(
                 arrivals[story],
                 relevance,
                 current.get(aid),
+                repoint.get(aid, {}),
                 now=now,
                 run_id=run_id,
             )
@@ -246,10 +261,14 @@ def _pairs(
     batch: Mapping[str, BatchArticle],
     stories: Mapping[str, list[BatchArticle]],
     matched: Mapping[str, set[str]],
+    moves: Sequence[Moved],
     report: MatchReport,
-) -> tuple[dict[str, tuple[StoredRule, str]], dict[str, Hit], dict[str, _Arrivals]]:
-    """The (rule, story) pairs the batch can change, by alert id; their alerts; their sources.
+) -> tuple[
+    dict[str, tuple[StoredRule, str]], dict[str, Hit], dict[str, _Arrivals], dict[str, _Changes]
+]:
+    """The (rule, story) pairs the batch can change, by id; their alerts, sources and moves.
 
+    The moves say where a moved alert's story and first article change (pipeline.alerts.moves).
     A new match creates the alert; an existing alert also takes this batch's copies and
     reports, whether or not the rule matched them; a rule without queries has a pair for each
     story that has broken. Only those are looked up: the alerts of the batch's stories, the
@@ -265,9 +284,10 @@ def _pairs(
     # Only a new alert asks whether its story is muted (an existing one was muted in place).
     asking = everywhere or any(found for found in matched.values())
     muted = muted_stories(es, names, stories) if asking else set()
+    story_of = {article.id: article.story for found in stories.values() for article in found}
     for rule_id, found in matched.items():
         for ident in sorted(found):
-            story = batch[ident].story
+            story = story_of[ident]
             aid = alert_id(rule_id, story)
             if story in muted and aid not in pairs:
                 report.muted += 1
@@ -278,16 +298,42 @@ def _pairs(
         for story in sorted(set(stories) - muted):
             if _readiness(rule, arrivals[story])[0]:
                 pairs.setdefault(alert_id(rule.id, story), (rule, story))
-    # A story's id changes when an earlier-published report arrives late and leads it now:
-    # the alert raised under its old id still stands for it, and is the one kept up to date.
-    for aid, earlier in _earlier_alerts(es, names, pairs, existing).items():
-        pairs[earlier.id] = pairs.pop(aid)
-        existing[earlier.id] = earlier
+    repoint = _follow(pairs, existing, moves, by_id)
     # Only stories with a match or an alert can change the outbox: count only their sources.
     relevant = {story for _, story in pairs.values() if story in stories}
     if not everywhere:
         arrivals = story_arrivals(es, names, {story: stories[story] for story in relevant})
-    return {aid: pair for aid, pair in pairs.items() if pair[1] in relevant}, existing, arrivals
+    kept = {aid: pair for aid, pair in pairs.items() if pair[1] in relevant}
+    return kept, existing, arrivals, repoint
+
+
+def _follow(
+    pairs: dict[str, tuple[StoredRule, str]],
+    existing: dict[str, Hit],
+    moves: Sequence[Moved],
+    rules: Mapping[str, StoredRule],
+) -> dict[str, _Changes]:
+    """Let each moved alert stand for the story it keeps (in place); return its changes.
+
+    A story that has an alert of its own id keeps that one: the moved alert is left as it
+    is, and the digest shows both as one item (pipeline.alerts.send).
+    """
+    repoint: dict[str, _Changes] = {}
+    taken: set[str] = set()
+    for moved in moves:
+        rule = rules[moved.rule_id]
+        own = alert_id(rule.id, moved.keeps)
+        if own != moved.alert.id and (own in existing or own in taken):
+            continue
+        taken.add(own)
+        pairs.pop(own, None)
+        pairs[moved.alert.id] = (rule, moved.keeps)
+        existing[moved.alert.id] = moved.alert
+        changes = {"story_id": moved.keeps, "first_article": moved.first.id}
+        repoint[moved.alert.id] = {
+            key: value for key, value in changes.items() if moved.alert.source.get(key) != value
+        }
+    return repoint
 
 
 def _alerts_of(
@@ -313,60 +359,6 @@ def _alerts_of(
             if str(hit.source.get("rule_id")) in rules:
                 found[hit.id] = hit
     return found
-
-
-def _earlier_alerts(
-    es: Elasticsearch,
-    names: IndexNames,
-    pairs: Mapping[str, tuple[StoredRule, str]],
-    existing: Mapping[str, Hit],
-) -> dict[str, Hit]:
-    """Alert id -> the rule's alert raised earlier for an article of that story, if any.
-
-    Only for (rule, story) pairs without an alert of their own id: one search for the
-    stories' articles, one for the alerts that list any of them.
-    """
-    missing = {aid: pair for aid, pair in pairs.items() if aid not in existing}
-    stories = sorted({story for _, story in missing.values()})
-    if not stories:
-        return {}
-    members: dict[str, str] = {}  # article id -> its story
-    for start in range(0, len(stories), 1000):
-        response = call(
-            es,
-            es.search,
-            index=names.articles,
-            query={"terms": {"story_id": stories[start : start + 1000]}},
-            size=_MAX_MEMBERS,
-            source_includes=["story_id"],
-            track_total_hits=False,
-        )
-        members.update((h["_id"], h["_source"]["story_id"]) for h in response["hits"]["hits"])
-    if not members:
-        return {}
-    rules = sorted({rule.id for rule, _ in missing.values()})
-    found = scan(  # the outbox was refreshed by _alerts_of
-        es,
-        names.alert_outbox,
-        {
-            "bool": {
-                "filter": [
-                    {"term": {"kind": "alert"}},
-                    {"terms": {"rule_id": rules}},
-                    {"terms": {"articles": sorted(members)}},
-                ]
-            }
-        },
-        sort=("matched_at",),
-    )
-    by_pair = {(rule.id, story): aid for aid, (rule, story) in missing.items()}
-    earlier: dict[str, Hit] = {}
-    for hit in found:  # oldest first: the first alert of a story stays its alert
-        for article in hit.source.get("articles", ()):
-            aid = by_pair.get((str(hit.source["rule_id"]), members.get(article, "")))
-            if aid is not None and aid not in earlier and hit.id not in pairs:
-                earlier[aid] = hit
-    return earlier
 
 
 def _count_writes(written: BulkReport, report: MatchReport) -> set[str]:
@@ -449,9 +441,6 @@ def matching_health(es: Elasticsearch, names: IndexNames) -> dict[str, Any]:
     }
 
 
-_Arrivals = dict[str, datetime | None]
-
-
 def _readiness(rule: StoredRule, arrivals: _Arrivals) -> tuple[bool, dict[str, Any] | None]:
     """Whether the story may be mailed: enough sources, or broken; and how it broke."""
     if not rule.breaking_sources:
@@ -486,6 +475,7 @@ def _new_alert(
         "story_id": story,
         "status": "ready" if ready else "waiting",
         "first_article": lead,
+        "matched": sorted(a.id for a in hits) if rule.query is not None else [],
         "articles": sorted(batch_ids),
         "sources": sorted(sources),
         "source_count": len(sources),
@@ -506,6 +496,7 @@ def _alert_action(
     arrivals: _Arrivals,
     relevance: Relevance | None,
     existing: Hit | None,
+    repoint: _Changes,
     *,
     now: datetime,
     run_id: str | None,
@@ -535,7 +526,12 @@ def _alert_action(
     verdict = "already_alerted" if hits else "copy"
     articles = sorted(set(doc.get("articles", ())) | batch_ids)
     merged_sources = sorted(set(doc.get("sources", ())) | story_sources)
-    changes: dict[str, Any] = {}
+    changes: dict[str, Any] = dict(repoint)
+    if rule.query is not None and hits:
+        # An alert written before the list stands for its first article (matched_of).
+        matched = sorted({*matched_of(doc), *(a.id for a in hits)})
+        if matched != sorted(doc.get("matched", ())):
+            changes["matched"] = matched
     if articles != sorted(doc.get("articles", ())):
         changes["articles"] = articles
     if merged_sources != sorted(doc.get("sources", ())):
