@@ -206,7 +206,7 @@ def _write_alerts(
     # keeps, as matched by its first article): their alerts take them in like this batch's.
     matched = {rule_id: set(found) for rule_id, found in matched.items()}
     for moved in moves:
-        for article in [moved.first, *(a for found in moved.others.values() for a in found)]:
+        for article in moved.reports():
             if article.id not in {a.id for a in stories[article.story]}:
                 stories[article.story].append(article)
             matched.setdefault(moved.rule_id, set()).add(article.id)

@@ -52,6 +52,10 @@ class Moved:
     first: BatchArticle
     others: dict[str, list[BatchArticle]]
 
+    def reports(self) -> list[BatchArticle]:
+        """The matched reports its stories now count as matched: its first and the moved ones."""
+        return [self.first, *(article for found in self.others.values() for article in found)]
+
 
 def matched_of(alert: Mapping[str, object]) -> list[str]:
     """The reports an alert's rule matched (its first article, for an alert without the list)."""
