@@ -6,7 +6,8 @@
 #   stack.sh down          stop everything (TERM, then KILL after a grace period); keeps state
 #   stack.sh status        one line per component
 #   stack.sh kill NAME     kill -9 every process of NAME's session (a lost machine)
-#   stack.sh start NAME    start NAME alone again, with the settings `up` wrote
+#   stack.sh start NAME    start NAME alone again, with the settings `up` wrote (an Airflow
+#                          component: and wait until the stack is healthy again)
 #
 # NAME: postgres, redis, mailsink, demosite, api-server, scheduler, dag-processor, triggerer,
 # worker1, worker2 (demosite only with NEWSRADAR_CONFIG_DIR=config/demo: the bundled demo news
@@ -348,6 +349,8 @@ case "${1:-}" in
     # shellcheck source=/dev/null
     source "$secrets"
     set +a
-    if running "$2"; then echo "stack: $2 is already running (pid $(cat "$run/$2.pid"))"; else start_component "$2"; fi ;;
+    if running "$2"; then echo "stack: $2 is already running (pid $(cat "$run/$2.pid"))"; else start_component "$2"; fi
+    # An Airflow component is back when it answers, as after `up`: a worker takes tasks then.
+    case " ${airflow_names[*]} " in *" $2 "*) wait_ready || exit 1 ;; esac ;;
   *) usage ;;
 esac
