@@ -42,8 +42,9 @@ _TERMS: Final = 1000
 class Moved:
     """An alert some of whose matched reports are in another story now.
 
-    ``keeps``: the story it stands for from now on, and ``first`` its earliest matched report
-    there; ``others``: each other story holding some of its matched reports, with them.
+    ``keeps``: the story it stands for from now on; ``first``: its first article there (the
+    one it has while that is still there, else the earliest); ``others``: each other story
+    holding some of its matched reports, with them.
     """
 
     alert: Hit
