@@ -200,6 +200,10 @@ def _write_alerts(
     stories: dict[str, list[BatchArticle]] = defaultdict(list)
     for article in batch.values():
         stories[article.story].append(article)
+    # The outbox is read by searches below (moved_alerts, _alerts_of), which see refreshed
+    # documents only; a create racing them fails with a conflict and is read again
+    # (_count_writes), so none is missed.
+    call(es, es.indices.refresh, index=names.alert_outbox)
     queried = {rule.id for rule in rules if rule.query is not None}
     moves = moved_alerts(es, names, queried, sorted(stories))
     # A matched report moved into a story counts as matched there (and the story an alert
@@ -339,12 +343,12 @@ def _follow(
 def _alerts_of(
     es: Elasticsearch, names: IndexNames, stories: Sequence[str], rules: Mapping[str, StoredRule]
 ) -> dict[str, Hit]:
-    """The stored rules' alerts of these stories, by alert id: one search, however many rules."""
+    """The stored rules' alerts of these stories, by alert id: one search, however many rules.
+
+    The caller refreshes the outbox first.
+    """
     if not stories:
         return {}
-    # Searches see refreshed documents only; a create racing this read fails with a conflict
-    # and is read again (_count_writes), so none is missed.
-    call(es, es.indices.refresh, index=names.alert_outbox)
     found: dict[str, Hit] = {}
     for start in range(0, len(stories), 1000):
         query = {

@@ -72,14 +72,11 @@ def moved_alerts(
     """The ``rules``' alerts with a matched report now in one of ``stories`` but not in theirs.
 
     Three reads: the stories' articles, the alerts that matched any of them, and where each
-    of those alerts' matched reports is now.
+    of those alerts' matched reports is now. The caller refreshes the outbox first.
     """
     members = _members(es, names, stories)
     if not members or not rules:
         return []
-    # Searches see refreshed documents only; an alert created after this read is this
-    # batch's own, or another worker's, which matches the reports of its batch itself.
-    call(es, es.indices.refresh, index=names.alert_outbox)
     alerts: dict[str, Hit] = {}
     for start in range(0, len(members), _TERMS):
         chunk = members[start : start + _TERMS]
@@ -90,12 +87,12 @@ def moved_alerts(
                 "minimum_should_match": 1,
             }
         }
-        # Oldest first: of two alerts a story could keep, the earlier one does.
-        for hit in scan(es, names.alert_outbox, query, sort=("matched_at",), limit=100_000):
+        for hit in scan(es, names.alert_outbox, query, limit=100_000):
             alerts.setdefault(hit.id, hit)
     wanted = sorted({a for hit in alerts.values() for a in matched_of(hit.source)})
     where = read_batch(es, names, wanted)
     moved = []
+    # Oldest first: of two alerts a story could keep, the earlier one does.
     for hit in sorted(alerts.values(), key=lambda h: (str(h.source.get("matched_at")), h.id)):
         groups: dict[str, list[BatchArticle]] = defaultdict(list)
         for article in sorted(
