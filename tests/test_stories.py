@@ -22,9 +22,9 @@ from pipeline.errors import ConfigError
 from pipeline.normalise.events import EventConfig
 from pipeline.normalise.fingerprint import DEFAULT_CONFIG, DedupConfig, classify, fingerprint
 from pipeline.normalise.page import NormalisedArticle
-from pipeline.store import story_documents, story_match
+from pipeline.store import story_documents, story_match, story_verdicts
 from pipeline.store.articles import article_document, iso_utc, parse_iso_utc
-from pipeline.store.client import IndexNames
+from pipeline.store.client import IndexNames, SearchUnavailable
 from pipeline.store.stories import StoryDecision, ingest
 
 FIXTURE = Path(__file__).parent / "fixtures" / "dedup" / "articles.json"
@@ -126,7 +126,14 @@ def stored(es: Elasticsearch, names: IndexNames) -> dict[str, dict[str, Any]]:
         index=names.articles,
         query={"match_all": {}},
         size=2000,
-        source_includes=["story_id", "duplicate_of", "duplicate_kind", "similarity", "source"],
+        source_includes=[
+            "story_id",
+            "duplicate_of",
+            "duplicate_kind",
+            "similarity",
+            "source",
+            "story_moved_from",
+        ],
     )
     return {hit["_id"]: hit["_source"] for hit in response["hits"]["hits"]}
 
@@ -271,10 +278,60 @@ def test_an_earlier_article_arriving_late_takes_over_the_story(
     documents = stored(es_client, names)
     assert {story_of(documents, i) for i in (base, exact, boilerplate)} == {article(base).id}
     assert documents[article(exact).id]["duplicate_of"] == article(base).id
+    # The move is finished: nothing flags it as owed.
+    assert documents[article(exact).id].get("story_moved_from") is None
     old = es_client.get(index=names.stories, id=article(exact).id)["_source"]
     assert old["article_count"] == 0 and old["merged_into"] == article(base).id
     new = es_client.get(index=names.stories, id=article(base).id)["_source"]
     assert new["article_count"] == 3
+
+
+def test_a_move_cut_short_by_a_lost_node_is_finished_by_the_next_batch(
+    es_client: Elasticsearch, names: IndexNames, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = BASES[6]["id"]
+    exact = next(r["id"] for r in VARIANTS if r["of"] == base and r["kind"] == "exact")
+    run_plan(es_client, names, [(T1, [exact])])
+    # A report of the exact copy's event, in its story: the original's batch cannot find it
+    # (another text, and same-event lookups are off here); only the move of its match can.
+    report = article(BASES[8]["id"])
+    report_fields = {
+        "story_id": article(exact).id,
+        "story_relation": "same_event",
+        "related_to": article(exact).id,
+        "event_score": 0.9,
+    }
+    es_client.index(
+        index=names.articles,
+        id=report.id,
+        document={**article_document(report, fetched=T1), **report_fields},
+        refresh=True,
+    )
+
+    def lost(batch: object, parents: object) -> set[str]:
+        raise SearchUnavailable("http://es02", "node left the cluster")
+
+    # The original arrives late; its batch moves the exact copy, then loses its node before
+    # the copy's reports follow.
+    monkeypatch.setattr(story_verdicts, "_copies_of", lost)
+    with pytest.raises(SearchUnavailable):
+        run_plan(es_client, names, [(T0, [base])])
+    monkeypatch.undo()
+    documents = stored(es_client, names)
+    assert story_of(documents, exact) == article(base).id
+    assert documents[article(exact).id]["story_moved_from"] == [article(exact).id]
+    assert documents[report.id]["story_id"] == article(exact).id
+
+    # The retry re-fetches the original, decided already: its batch finishes the move.
+    (again,) = run_plan(es_client, names, [(T1, [base])])
+    assert again.kind == "exact_url"
+    documents = stored(es_client, names)
+    assert documents[report.id]["story_id"] == article(base).id
+    assert documents[article(exact).id].get("story_moved_from") is None
+    new = es_client.get(index=names.stories, id=article(base).id)["_source"]
+    assert new["article_count"] == 3
+    old = es_client.get(index=names.stories, id=article(exact).id)["_source"]
+    assert old["article_count"] == 0 and old["merged_into"] == article(base).id
 
 
 def test_an_article_left_undecided_by_a_dead_worker_is_decided_later(

@@ -40,7 +40,9 @@ How workers agree without locks or scripts:
    match's story has changed; when it changes the story of an article that had one, it
    refreshes and moves the article's copies and reports (a terms query on ``duplicate_of`` and
    ``related_to``) too. Write-then-read again: either the copy's writer sees the new story or
-   the mover finds the copy.
+   the mover finds the copy. The move's write flags the article (``story_moved_from``) until
+   its copies have followed, so a move cut short by a killed worker or a lost node is finished
+   by the next batch of any worker.
 5. Story documents are rebuilt, not patched: read the document (and its ``_seq_no``), refresh,
    query its articles, and write with create-if-absent or ``if_seq_no``, retrying conflicts.
    The last successful write read the articles after every earlier write, so it is complete.
@@ -194,15 +196,15 @@ def _ingest_batch(
     # like an article created here.
     decided = {i for i in seen if i in batch.known and batch.known[i].verdict is not None}
     todo = {i for i in set(created) | seen if i in batch.known} - decided
-    if todo:
-        _decide(batch, todo)
+    # Settled even with nothing to decide: a re-fetch after a failed batch finishes its moves.
+    settle(batch, _decide(batch, todo) if todo else set())
     write_stories(batch)
     log.debug("ingested %d articles: %s", len(articles), dict(batch.counts))
     return _decisions(batch, articles, decided)
 
 
-def _decide(batch: Batch, todo: set[str]) -> None:
-    """Resolve the undecided articles, propose them to later ones, and settle their stories."""
+def _decide(batch: Batch, todo: set[str]) -> set[str]:
+    """Resolve the undecided articles and propose them to later ones; the articles to settle."""
     batch.es.indices.refresh(index=batch.names.articles)
     matcher = Matcher(batch)
     verdicts = matcher.resolve(set(todo))
@@ -213,7 +215,7 @@ def _decide(batch: Batch, todo: set[str]) -> None:
     )
     proposals = {**later, **verdicts}
     propose(batch, proposals)
-    settle(batch, set(proposals))
+    return set(proposals)
 
 
 def _decisions(

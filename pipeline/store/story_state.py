@@ -64,6 +64,7 @@ STATE_FIELDS: Final = [
     "related_to",
     "event_score",
     "story_relation",
+    "story_moved_from",
 ]
 # An article's same-event signature and what comparing it needs besides its state.
 SIGNATURE_FIELDS: Final = [
@@ -164,6 +165,9 @@ class Stored:
     event: EventSignature | None = None  # None when read without it
     language: str = ""
     published: datetime = EPOCH
+    # Stories the article left whose copies and reports may not have followed it yet: set with
+    # the move, cleared once they have (``pipeline.store.story_verdicts``).
+    moved_from: tuple[str, ...] = ()
 
     def newer_than(self, other: Stored) -> bool:
         """Whether this read is of a later version of the document than ``other``."""
@@ -222,7 +226,15 @@ def stored_of(hit: Mapping[str, Any]) -> Stored:
         event=EventSignature.from_document(source),
         language=str(source.get("language") or ""),
         published=parse_iso_utc(source["published"]) if source.get("published") else EPOCH,
+        moved_from=_strings(source.get("story_moved_from")),
     )
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    """A keyword field as stored: absent, one value or a list."""
+    if value is None:
+        return ()
+    return tuple(str(v) for v in value) if isinstance(value, list) else (str(value),)
 
 
 def fullness(print_: Fingerprint | None) -> int:
@@ -256,6 +268,8 @@ class Batch:
         self.stories: set[str] = set()  # story ids whose membership this batch changed
         self.counts: Counter[str] = Counter()  # what it took, for the debug log
         self.moved: set[str] = set()  # articles whose story changed after they had one
+        # Articles whose moved_from this batch answers for, at the version that set or showed it.
+        self.flagged: dict[str, tuple[int, int]] = {}
 
     def learn(self, stored: Stored) -> Stored:
         """Keep the newest version seen of each document, and the fullest fingerprint read."""
