@@ -25,7 +25,8 @@ from pipeline.normalise.page import NormalisedArticle
 from pipeline.store import story_documents, story_match, story_verdicts
 from pipeline.store.articles import article_document, iso_utc, parse_iso_utc
 from pipeline.store.client import IndexNames, SearchUnavailable
-from pipeline.store.stories import StoryDecision, ingest
+from pipeline.store.stories import StoryDecision, StoryWriteRejected, ingest
+from pipeline.store.story_state import Batch
 
 FIXTURE = Path(__file__).parent / "fixtures" / "dedup" / "articles.json"
 RECORDS: list[dict[str, Any]] = json.loads(FIXTURE.read_text(encoding="utf-8"))
@@ -517,3 +518,16 @@ def test_a_fresh_process_finds_copies_of_articles_stored_earlier(
         stored(es_client, names),
         [(T0, [b["id"] for b in BASES]), (T1, copies)],
     )
+
+
+def test_a_refusal_for_want_of_a_shard_is_retried_and_a_bad_document_is_not(
+    es_client: Elasticsearch, names: IndexNames
+) -> None:
+    batch = Batch(es_client, names, DEFAULT_CONFIG)
+    lost = {"status": 503, "error": {"type": "unavailable_shards_exception"}}
+    assert isinstance(batch.refused(names.articles, "a1", lost), SearchUnavailable)
+    overloaded = {"status": 429, "error": {"type": "es_rejected_execution_exception"}}
+    assert isinstance(batch.refused(names.articles, "a1", overloaded), SearchUnavailable)
+    bad = {"status": 400, "error": {"type": "document_parsing_exception"}}
+    refusal = batch.refused(names.articles, "a1", bad)
+    assert isinstance(refusal, StoryWriteRejected) and refusal.doc_id == "a1"

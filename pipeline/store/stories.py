@@ -205,7 +205,7 @@ def _ingest_batch(
 
 def _decide(batch: Batch, todo: set[str]) -> set[str]:
     """Resolve the undecided articles and propose them to later ones; the articles to settle."""
-    batch.es.indices.refresh(index=batch.names.articles)
+    batch.refresh()
     matcher = Matcher(batch)
     verdicts = matcher.resolve(set(todo))
     later = matcher.later_matches(verdicts)
@@ -274,7 +274,7 @@ def _create(
             raced.append({"_index": result["_index"], "_id": article.id})
             continue
         if result["status"] >= 300:
-            raise StoryWriteRejected(result["_index"], article.id, result.get("error"))
+            raise batch.refused(result["_index"], article.id, result)
         batch.learn(
             Stored(
                 id=article.id,

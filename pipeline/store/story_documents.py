@@ -19,8 +19,8 @@ from pipeline.store.story_state import (
     EPOCH,
     MAX_ATTEMPTS,
     MAX_HITS,
+    WHOLE,
     Batch,
-    StoryWriteRejected,
     chunks,
 )
 
@@ -54,7 +54,7 @@ def _write_story_documents(batch: Batch, story_ids: Sequence[str]) -> list[str]:
             for doc in batch.es.mget(index=alias, ids=list(part))["docs"]
             if doc.get("found")
         }
-        batch.es.indices.refresh(index=batch.names.articles)
+        batch.refresh()
         members = _members_together(batch, part) or _members_each(batch, part)
         # For merged_into: where the first article of each story left empty now belongs.
         batch.find([i for i in part if i in current and not members[i].count])
@@ -88,7 +88,7 @@ def _write_story_documents(batch: Batch, story_ids: Sequence[str]) -> list[str]:
             if result["status"] == 409:
                 conflicts.append(story_id)
             elif result["status"] >= 300:
-                raise StoryWriteRejected(alias, story_id, result.get("error"))
+                raise batch.refused(alias, story_id, result)
     return conflicts
 
 
@@ -96,6 +96,7 @@ def _members_together(batch: Batch, story_ids: Sequence[str]) -> dict[str, _Memb
     """The stories' articles from one search, or None when there are too many for one."""
     response = batch.es.search(
         index=batch.names.articles,
+        allow_partial_search_results=False,
         query={"terms": {"story_id": list(story_ids)}},
         size=MAX_HITS,
         sort=[{"fetched": "asc"}],
@@ -130,7 +131,7 @@ def _members_each(batch: Batch, story_ids: Sequence[str]) -> dict[str, _Members]
     searches: list[Mapping[str, Any]] = []
     for story_id in story_ids:
         searches += [
-            {},
+            WHOLE,
             {
                 "query": {"term": {"story_id": story_id}},
                 "size": MAX_STORY_ARTICLES,
@@ -150,7 +151,7 @@ def _members_each(batch: Batch, story_ids: Sequence[str]) -> dict[str, _Members]
     members: dict[str, _Members] = {}
     for story_id, result in zip(story_ids, results, strict=True):
         if "error" in result:
-            raise StoryWriteRejected(batch.names.articles, story_id, result["error"])
+            raise batch.refused(batch.names.articles, story_id, result)
         aggs = result["aggregations"]
         members[story_id] = _Members(
             hits=result["hits"]["hits"],

@@ -24,9 +24,9 @@ from pipeline.store.story_state import (
     EPOCH,
     SIGNATURE_FIELDS,
     STATE_FIELDS,
+    WHOLE,
     Batch,
     Stored,
-    StoryWriteRejected,
     Verdict,
     better,
     chunks,
@@ -62,13 +62,13 @@ class EventMatcher:
         for part in chunks(searchable, 100):
             searches: list[Mapping[str, Any]] = []
             for ident in part:
-                searches += [{}, self._query(ident)]
+                searches += [WHOLE, self._query(ident)]
             response = self.batch.es.msearch(index=self.batch.names.articles, searches=searches)
             unread: dict[str, str] = {}  # id -> its concrete index
             found: dict[str, list[str]] = {}
             for ident, result in zip(part, response["responses"], strict=True):
                 if "error" in result:
-                    raise StoryWriteRejected(self.batch.names.articles, ident, result["error"])
+                    raise self.batch.refused(self.batch.names.articles, ident, result)
                 hits = [h for h in result["hits"]["hits"] if h["_id"] != ident]
                 found[ident] = [h["_id"] for h in hits]
                 unread.update((h["_id"], h["_index"]) for h in hits if not self._read(h))

@@ -18,10 +18,10 @@ from pipeline.store.story_events import EventMatcher
 from pipeline.store.story_state import (
     MAX_HITS,
     SOURCE_FIELDS,
+    WHOLE,
     Batch,
     Stored,
     StoredKind,
-    StoryWriteRejected,
     Verdict,
     better,
     chunks,
@@ -93,6 +93,7 @@ class Matcher:
     def _lookup_together(self, ids: Sequence[str]) -> bool:
         response = self.batch.es.search(
             index=self.batch.names.articles,
+            allow_partial_search_results=False,
             query={"bool": {"should": [self._candidate_query(i) for i in ids]}},
             size=MAX_HITS,
             sort=[{"published": "asc"}, {"fetched": "asc"}],
@@ -118,7 +119,7 @@ class Matcher:
         searches: list[Mapping[str, Any]] = []
         for ident in ids:
             searches += [
-                {},
+                WHOLE,
                 {
                     "query": self._candidate_query(ident),
                     "post_filter": {"bool": {"must_not": [{"ids": {"values": [ident]}}]}},
@@ -132,7 +133,7 @@ class Matcher:
         response = self.batch.es.msearch(index=self.batch.names.articles, searches=searches)
         for ident, result in zip(ids, response["responses"], strict=True):
             if "error" in result:
-                raise StoryWriteRejected(self.batch.names.articles, ident, result["error"])
+                raise self.batch.refused(self.batch.names.articles, ident, result)
             found: list[str] = []
             for hit in result["hits"]["hits"]:
                 stored = self._comparable(hit)

@@ -21,7 +21,7 @@ from pipeline.errors import PermanentError
 from pipeline.normalise.events import DEFAULT_EVENT_CONFIG, EventConfig, EventSignature
 from pipeline.normalise.fingerprint import DedupConfig, Fingerprint
 from pipeline.store.articles import parse_iso_utc
-from pipeline.store.client import IndexNames
+from pipeline.store.client import IndexNames, SearchUnavailable, node_url
 
 __all__ = [
     "EPOCH",
@@ -31,6 +31,7 @@ __all__ = [
     "SOURCE_FIELDS",
     "STATE_FIELDS",
     "UNREAD_KEYS",
+    "WHOLE",
     "Batch",
     "Stored",
     "StoredKind",
@@ -84,6 +85,10 @@ SOURCE_FIELDS: Final = [
     "band_keys",
     *SIGNATURE_FIELDS,
 ]
+# The msearch header of a story lookup: a search that lost a shard with its node fails (and the
+# batch is retried) rather than answering without that shard's articles, which would be
+# decided as if they did not exist.
+WHOLE: Final[Mapping[str, Any]] = {"allow_partial_search_results": False}
 # A copy outranks a report of the same event: its story is its original's whatever else.
 _KIND_RANK: Final[Mapping[str, int]] = {"new": 0, "same_event": 1, "near": 2, "exact_text": 3}
 EPOCH: Final = datetime.min.replace(tzinfo=UTC)
@@ -290,6 +295,28 @@ class Batch:
         self.known[stored.id] = stored
         return stored
 
+    def refresh(self) -> None:
+        """Refresh the articles; a shard copy that failed to refresh fails the batch.
+
+        The lookups that follow rely on seeing every write made before the refresh.
+        """
+        shards = self.es.indices.refresh(index=self.names.articles).body.get("_shards", {})
+        if shards.get("failed"):
+            raise SearchUnavailable(
+                node_url(self.es), f"refresh of {self.names.articles} failed on some shards"
+            )
+
+    def refused(self, index: str, ident: str, result: Mapping[str, Any]) -> Exception:
+        """What one refused item (of a bulk or msearch) means, to raise.
+
+        A 5xx or 429 is the cluster's trouble (a node lost, a primary not yet promoted): the
+        batch is retried later. Anything else is this document's.
+        """
+        status = int(result.get("status") or 0)
+        if status >= 500 or status == 429:
+            return SearchUnavailable(node_url(self.es), f"{index}/{ident}: {result.get('error')}")
+        return StoryWriteRejected(index, ident, result.get("error"))
+
     def reread(self, ids: Iterable[str]) -> None:
         """Realtime get of the documents (by concrete index): sees writes not yet refreshed."""
         wanted = sorted({i for i in ids if i in self.known})
@@ -310,6 +337,7 @@ class Batch:
         for part in chunks(ids, 1000):
             response = self.es.search(
                 index=self.names.articles,
+                allow_partial_search_results=False,
                 query={"ids": {"values": list(part)}},
                 size=len(part),
                 seq_no_primary_term=True,

@@ -21,7 +21,6 @@ from pipeline.store.story_state import (
     MAX_ATTEMPTS,
     STATE_FIELDS,
     Batch,
-    StoryWriteRejected,
     Verdict,
     better,
     chunks,
@@ -79,7 +78,7 @@ def _write_verdicts(
                 batch.counts["conflicts"] += 1
                 continue
             if result["status"] >= 300:
-                raise StoryWriteRejected(result["_index"], ident, result.get("error"))
+                raise batch.refused(result["_index"], ident, result)
             old = batch.known[ident]
             new = batch.known[ident] = replace(
                 old,
@@ -122,7 +121,7 @@ def _follow(batch: Batch, check: set[str]) -> bool:
         if batch.moved:
             # The copies of a moved article: found after the move, so none is missed
             # by both this query and its own writer's re-check.
-            batch.es.indices.refresh(index=batch.names.articles)
+            batch.refresh()
             check |= _copies_of(batch, sorted(batch.moved))
             batch.moved = set()
         if not check:
@@ -159,6 +158,7 @@ def _take_over_unfinished(batch: Batch) -> None:
     """
     response = batch.es.search(
         index=batch.names.articles,
+        allow_partial_search_results=False,
         query={"exists": {"field": "story_moved_from"}},
         size=_MAX_UNFINISHED,
         seq_no_primary_term=True,
@@ -201,7 +201,7 @@ def _clear_flags(batch: Batch) -> None:
         if result["status"] == 409:
             continue
         if result["status"] >= 300:
-            raise StoryWriteRejected(result["_index"], ident, result.get("error"))
+            raise batch.refused(result["_index"], ident, result)
         batch.known[ident] = replace(
             batch.known[ident],
             seq_no=int(result["_seq_no"]),
@@ -222,6 +222,7 @@ def _copies_of(batch: Batch, parents: Sequence[str]) -> set[str]:
     for part in chunks(parents, 1000):
         response = batch.es.search(
             index=batch.names.articles,
+            allow_partial_search_results=False,
             query={
                 "bool": {
                     "should": [
