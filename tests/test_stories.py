@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
+import signal
 import traceback
 from collections import defaultdict
 from collections.abc import Sequence
@@ -287,8 +289,28 @@ def test_an_earlier_article_arriving_late_takes_over_the_story(
     assert new["article_count"] == 3
 
 
-def test_a_move_cut_short_by_a_lost_node_is_finished_by_the_next_batch(
-    es_client: Elasticsearch, names: IndexNames, monkeypatch: pytest.MonkeyPatch
+def _lose_the_node(batch: object, parents: object) -> set[str]:
+    raise SearchUnavailable("http://es02", "node left the cluster")
+
+
+def _killed_mid_move(es_url: str, prefix: str, record_id: str) -> None:
+    """A worker ingesting ``record_id`` that dies (SIGKILL) where it would move the copies."""
+
+    def die(batch: object, parents: object) -> set[str]:
+        os.kill(os.getpid(), signal.SIGKILL)
+        raise AssertionError("not reached")
+
+    story_verdicts._copies_of = die  # only in this process
+    run_plan(Elasticsearch(es_url), IndexNames(prefix), [(T0, [record_id])])
+
+
+@pytest.mark.parametrize("cut", ["node lost", "worker killed"])
+def test_a_move_cut_short_is_finished_by_the_next_batch(
+    es_client: Elasticsearch,
+    es_node: str,
+    names: IndexNames,
+    monkeypatch: pytest.MonkeyPatch,
+    cut: str,
 ) -> None:
     base = BASES[6]["id"]
     exact = next(r["id"] for r in VARIANTS if r["of"] == base and r["kind"] == "exact")
@@ -309,15 +331,18 @@ def test_a_move_cut_short_by_a_lost_node_is_finished_by_the_next_batch(
         refresh=True,
     )
 
-    def lost(batch: object, parents: object) -> set[str]:
-        raise SearchUnavailable("http://es02", "node left the cluster")
-
-    # The original arrives late; its batch moves the exact copy, then loses its node before
-    # the copy's reports follow.
-    monkeypatch.setattr(story_verdicts, "_copies_of", lost)
-    with pytest.raises(SearchUnavailable):
-        run_plan(es_client, names, [(T0, [base])])
-    monkeypatch.undo()
+    # The original arrives late; its batch moves the exact copy, then loses its node (or its
+    # worker dies) before the copy's reports follow.
+    if cut == "node lost":
+        monkeypatch.setattr(story_verdicts, "_copies_of", _lose_the_node)
+        with pytest.raises(SearchUnavailable):
+            run_plan(es_client, names, [(T0, [base])])
+        monkeypatch.undo()
+    else:
+        worker = _FORK.Process(target=_killed_mid_move, args=(es_node, names.prefix, base))
+        worker.start()
+        worker.join(120)
+        assert worker.exitcode == -signal.SIGKILL
     documents = stored(es_client, names)
     assert story_of(documents, exact) == article(base).id
     assert documents[article(exact).id]["story_moved_from"] == [article(exact).id]
