@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import json
 import logging
@@ -25,6 +24,7 @@ from typing import Annotated, Literal, cast
 
 from pydantic import AfterValidator, TypeAdapter, ValidationError
 
+from devtools.foreground import wait_for_interrupt
 from pipeline.errors import ConfigError, NewsradarError, TransientError
 from pipeline.settings import Source
 
@@ -382,8 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with DemoSite(port=args.port, root=args.root) as site:
             print("\n".join(_describe(site)), flush=True)
             print("Press Ctrl-C to stop.", flush=True)
-            with contextlib.suppress(KeyboardInterrupt):
-                threading.Event().wait()
+            wait_for_interrupt()
     except NewsradarError as exc:
         print(f"demosite: {exc}", file=sys.stderr)
         return 1

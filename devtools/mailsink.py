@@ -8,7 +8,6 @@ The demo's and ``make up``'s mail sink, so digests can be read without a real ma
 from __future__ import annotations
 
 import argparse
-import contextlib
 import mailbox
 import signal
 import socket
@@ -24,6 +23,7 @@ from typing import Any, Final
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from devtools.foreground import wait_for_interrupt
 from pipeline.errors import TransientError
 
 __all__ = ["DEFAULT_MBOX", "MailSink", "main", "read_mbox"]
@@ -164,8 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with MailSink(args.mbox, port=args.port) as sink:
             print(f"mail sink: SMTP on {_HOST}:{sink.port}, messages go to {sink.mbox}", flush=True)
-            with contextlib.suppress(KeyboardInterrupt):
-                threading.Event().wait()
+            wait_for_interrupt()
     except TransientError as exc:
         print(f"mailsink: {exc}", file=sys.stderr)
         return 1

@@ -16,13 +16,11 @@ Last-Modified, conditional GET). The feeds first list the older half of each out
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import random
 import signal
 import sys
 import tempfile
-import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, timedelta
@@ -35,6 +33,7 @@ from typing import Any, Final, Literal
 import yaml
 
 from devtools.demosite import PLACEHOLDER, DemoSite
+from devtools.foreground import wait_for_interrupt
 from pipeline.errors import NewsradarError
 from pipeline.settings import Source
 
@@ -561,8 +560,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for outlet in OUTLETS:
                 print(f"  {outlet.id:<20} {outlet.language} {site.url(outlet.feed_path)}")
             print("kill -USR1 to publish the second wave; Ctrl-C to stop.", flush=True)
-            with contextlib.suppress(KeyboardInterrupt):
-                threading.Event().wait()
+            wait_for_interrupt()
     except NewsradarError as exc:
         print(f"scalesite: {exc}", file=sys.stderr)
         return 1

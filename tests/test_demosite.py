@@ -435,6 +435,32 @@ def test_a_missing_root_or_broken_catalog_is_a_config_error(tmp_path: Path) -> N
         load_sources(tmp_path)
 
 
+# A process whose Ctrl-C the kernel hands to a thread other than the main one.
+_CTRL_C_ON_ANOTHER_THREAD = """
+import signal, threading, time
+from devtools.foreground import wait_for_interrupt
+
+def strike() -> None:
+    time.sleep(0.3)
+    signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+
+threading.Thread(target=strike).start()
+wait_for_interrupt()
+print("stopped")
+"""
+
+
+def test_ctrl_c_handed_to_a_server_thread_still_ends_the_foreground_wait() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _CTRL_C_ON_ANOTHER_THREAD],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "stopped"), done.stderr
+
+
 def test_command_line_serves_until_ctrl_c() -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "devtools.demosite", "--port", "0"],
