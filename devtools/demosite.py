@@ -7,7 +7,6 @@ import hashlib
 import json
 import logging
 import posixpath
-import signal
 import sys
 import threading
 import urllib.parse
@@ -24,7 +23,7 @@ from typing import Annotated, Literal, cast
 
 from pydantic import AfterValidator, TypeAdapter, ValidationError
 
-from devtools.foreground import wait_for_interrupt
+from devtools.foreground import stop_on_signals, wait_for_interrupt
 from pipeline.errors import ConfigError, NewsradarError, TransientError
 from pipeline.settings import Source
 
@@ -376,8 +375,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0: any free)")
     parser.add_argument("--root", type=Path, default=None, help="site directory to serve")
     args = parser.parse_args(argv)
-    # SIGTERM stops as cleanly as Ctrl-C does.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # Ctrl-C and SIGTERM stop it cleanly, however it was started.
+    stop_on_signals()
     try:
         with DemoSite(port=args.port, root=args.root) as site:
             print("\n".join(_describe(site)), flush=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import mailbox
-import signal
 import socket
 import sys
 import threading
@@ -23,7 +22,7 @@ from typing import Any, Final
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from devtools.foreground import wait_for_interrupt
+from devtools.foreground import stop_on_signals, wait_for_interrupt
 from pipeline.errors import TransientError
 
 __all__ = ["DEFAULT_MBOX", "MailSink", "main", "read_mbox"]
@@ -160,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--mbox", type=Path, default=DEFAULT_MBOX, help="the mbox file to append to"
     )
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    stop_on_signals()
     try:
         with MailSink(args.mbox, port=args.port) as sink:
             print(f"mail sink: SMTP on {_HOST}:{sink.port}, messages go to {sink.mbox}", flush=True)

@@ -33,7 +33,7 @@ from typing import Any, Final, Literal
 import yaml
 
 from devtools.demosite import PLACEHOLDER, DemoSite
-from devtools.foreground import wait_for_interrupt
+from devtools.foreground import stop_on_signals, wait_for_interrupt
 from pipeline.errors import NewsradarError
 from pipeline.settings import Source
 
@@ -545,7 +545,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--all", action="store_true", help="list both waves from the start")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    stop_on_signals()
     try:
         with ScaleSite(pages=args.pages, seed=args.seed, port=args.port) as site:
             if args.all:

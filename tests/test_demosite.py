@@ -438,12 +438,13 @@ def test_a_missing_root_or_broken_catalog_is_a_config_error(tmp_path: Path) -> N
 # A process whose Ctrl-C the kernel hands to a thread other than the main one.
 _CTRL_C_ON_ANOTHER_THREAD = """
 import signal, threading, time
-from devtools.foreground import wait_for_interrupt
+from devtools.foreground import stop_on_signals, wait_for_interrupt
 
 def strike() -> None:
     time.sleep(0.3)
     signal.pthread_kill(threading.get_ident(), signal.SIGINT)
 
+stop_on_signals()
 threading.Thread(target=strike).start()
 wait_for_interrupt()
 print("stopped")
