@@ -83,7 +83,12 @@ test-future: install compose-tool browser future-clock es-up $(FUTURE_SHIM)
 	LD_PRELOAD=$(abspath $(FUTURE_SHIM)) faketime -m --exclude-monotonic -f "$(FUTURE_OFFSET)" \
 	  $(VENV)/bin/pytest -p no:cacheprovider $(FUTURE_TESTS)
 
-test: lint typecheck browser unit test-future
+# The two runs share only the node (each test has its own index prefix, folders and ports), so
+# they run side by side: about 12 minutes rather than 20 on two CPUs. Whatever needs apt-get
+# comes first, one at a time, for dpkg's lock; each run's output is shown whole when it ends.
+test: lint typecheck install compose-tool browser future-clock es-up $(FUTURE_SHIM)
+	@echo "test: the suite and the suite a year ahead, side by side; each one's output when it ends"
+	@$(MAKE) --no-print-directory -j2 --output-sync=target unit test-future
 
 # The main job over the demo site through Airflow, offline; see devtools/demo.py.
 demo: install
