@@ -84,7 +84,7 @@ test-future: install compose-tool browser future-clock es-up $(FUTURE_SHIM)
 	  $(VENV)/bin/pytest -p no:cacheprovider $(FUTURE_TESTS)
 
 # The two runs share only the node (each test has its own index prefix, folders and ports), so
-# they run side by side: about 12 minutes rather than 20 on two CPUs. Whatever needs apt-get
+# they run side by side: 15 minutes of tests rather than 21 on two CPUs. Whatever needs apt-get
 # comes first, one at a time, for dpkg's lock; each run's output is shown whole when it ends.
 test: lint typecheck install compose-tool browser future-clock es-up $(FUTURE_SHIM)
 	@echo "test: the suite and the suite a year ahead, side by side; each one's output when it ends"
