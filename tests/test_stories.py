@@ -28,7 +28,7 @@ from pipeline.store import story_documents, story_match, story_verdicts
 from pipeline.store.articles import article_document, iso_utc, parse_iso_utc
 from pipeline.store.client import IndexNames, SearchUnavailable
 from pipeline.store.stories import StoryDecision, StoryWriteRejected, ingest
-from pipeline.store.story_state import Batch
+from pipeline.store.story_state import STATE_FIELDS, Batch
 
 FIXTURE = Path(__file__).parent / "fixtures" / "dedup" / "articles.json"
 RECORDS: list[dict[str, Any]] = json.loads(FIXTURE.read_text(encoding="utf-8"))
@@ -556,3 +556,34 @@ def test_a_refusal_for_want_of_a_shard_is_retried_and_a_bad_document_is_not(
     bad = {"status": 400, "error": {"type": "document_parsing_exception"}}
     refusal = batch.refused(names.articles, "a1", bad)
     assert isinstance(refusal, StoryWriteRejected) and refusal.doc_id == "a1"
+
+
+def test_a_candidate_an_mget_cannot_read_fails_the_batch_rather_than_drop_out(
+    es_client: Elasticsearch, names: IndexNames
+) -> None:
+    # A shard with no copy started answers each of its documents with an error item; a closed
+    # index answers the same way, on one node and at once.
+    when = datetime(2026, 3, 2, tzinfo=UTC)
+    article = normalised(
+        "https://harbour.example/floods",
+        "harbour-wire",
+        title="Floods close the harbour road",
+        text="Floods closed the harbour road on Monday.",
+        language="en",
+        published=when,
+    )
+    es_client.index(
+        index=names.articles,
+        id=article.id,
+        document=article_document(article, fetched=when),
+        refresh=True,
+    )
+    index = names.first_index("articles")
+    batch = Batch(es_client, names, DEFAULT_CONFIG)
+    batch.get({"missing": index}, STATE_FIELDS)
+    assert "missing" not in batch.known
+    batch.get({article.id: index}, STATE_FIELDS)
+    assert article.id in batch.known
+    es_client.indices.close(index=index)
+    with pytest.raises(SearchUnavailable, match=f"{index}/{article.id}"):
+        Batch(es_client, names, DEFAULT_CONFIG).get({article.id: index}, STATE_FIELDS)

@@ -291,7 +291,6 @@ def _create(
         )
         created.add(article.id)
     if raced:
-        for doc in batch.es.mget(docs=raced, source=SOURCE_FIELDS)["docs"]:
-            if doc.get("found"):
-                batch.learn(stored_of(doc))
+        for doc in batch.mget(docs=raced, source=SOURCE_FIELDS):
+            batch.learn(stored_of(doc))
     return created

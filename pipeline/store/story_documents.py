@@ -49,11 +49,7 @@ def _write_story_documents(batch: Batch, story_ids: Sequence[str]) -> list[str]:
     for part in chunks(story_ids, 250):
         # Read the versions before the articles: a write based on them then fails if anyone
         # wrote after this read, and that writer's query saw everything written before it.
-        current = {
-            doc["_id"]: doc
-            for doc in batch.es.mget(index=alias, ids=list(part))["docs"]
-            if doc.get("found")
-        }
+        current = {doc["_id"]: doc for doc in batch.mget(index=alias, ids=list(part))}
         batch.refresh()
         members = _members_together(batch, part) or _members_each(batch, part)
         # For merged_into: where the first article of each story left empty now belongs.

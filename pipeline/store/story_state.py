@@ -327,9 +327,24 @@ class Batch:
         ids = list(where)
         for part in chunks(ids, 1000):
             docs = [{"_index": where[i], "_id": i} for i in part]
-            for doc in self.es.mget(docs=docs, source=list(fields))["docs"]:
-                if doc.get("found"):
-                    self.learn(stored_of(doc))
+            for doc in self.mget(docs=docs, source=list(fields)):
+                self.learn(stored_of(doc))
+
+    def mget(self, **request: Any) -> list[dict[str, Any]]:
+        """The documents an mget found; one it could not read fails the batch.
+
+        An item answered with an error (its shard has no copy started, a node just lost) is
+        not a missing document: taken for one, a story's candidate would silently drop out.
+        """
+        found: list[dict[str, Any]] = []
+        for doc in self.es.mget(**request)["docs"]:
+            if "error" in doc:
+                raise SearchUnavailable(
+                    node_url(self.es), f"{doc.get('_index')}/{doc.get('_id')}: {doc['error']}"
+                )
+            if doc.get("found"):
+                found.append(doc)
+        return found
 
     def find(self, ids: Sequence[str]) -> set[str]:
         """Which of ``ids`` are stored, in any index behind the alias (a search: refreshed only)."""
